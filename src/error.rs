@@ -1,0 +1,79 @@
+//! The one error type of the `trainer` core crate.
+//!
+//! Every variant carries the context an operator needs to act on it: the file and line of a bad
+//! market-data row, the configuration key that is wrong, the model id whose record cannot be decoded.
+
+use std::path::PathBuf;
+
+/// Errors of the `trainer` core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration could not be read or is invalid; `key` names the offending key.
+    #[error("config: {key}: {message}")]
+    Config {
+        /// Dotted key, e.g. `training.test_size`, or the file when the file itself is unreadable.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A row of a market-data file is malformed or violates an invariant.
+    #[error("{}:{line}: {message}", path.display())]
+    BadRow {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number in the file.
+        line: u64,
+        /// What is wrong with the row.
+        message: String,
+    },
+    /// Market data as a whole is unusable (empty, too short for the job...).
+    #[error("data: {0}")]
+    Data(String),
+    /// Invalid parameters for an algorithm.
+    #[error("invalid parameter {param}: {message}")]
+    Params {
+        /// Parameter name.
+        param: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Model training or prediction failed.
+    #[error("model: {0}")]
+    Model(String),
+    /// A store record could not be decoded or written.
+    #[error("store: {0}")]
+    Store(String),
+    /// An encoded model or record could not be decoded.
+    #[error("decode: {0}")]
+    Decode(String),
+    /// I/O on a path.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path being read or written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Error from the sled database.
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    /// Error from linfa.
+    #[error("linfa: {0}")]
+    Linfa(#[from] linfa::Error),
+}
+
+/// Result alias of the core crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for an [`Error::Io`] on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// Shorthand for an [`Error::Config`] naming `key`.
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Config { key: key.into(), message: message.into() }
+    }
+}

@@ -1,0 +1,1 @@
+//! The 12 features and labels (being written).

@@ -1,0 +1,31 @@
+//! # trainer: the pure core
+//!
+//! Synchronous, deterministic computation for the trainer service; no tokio, no actors.
+//!
+//! Data flow:
+//!
+//! ```text
+//! CSV / Binance dump / synthetic ──► data::load ──► Bars (1m, validated)
+//!        ──► data::resample (5m, 15m, 1h) ──► features (12 columns) + labels
+//!        ──► split (chronological train/test, walk-forward CV folds with a purge gap)
+//!        ──► models (scaler + histogram random forest / gradient boosting, metrics)
+//!        ──► models::bundle (CBOR, versioned) ──► store (sled)
+//! ```
+//!
+//! Modules:
+//! - [`config`]: the configuration schema, layered loading and validation.
+//! - [`data`]: OHLCV bars, CSV loading with row validation, resampling, the synthetic generator.
+//! - [`features`]: the 12 features and the next-bar label, in batch and incremental form.
+//! - [`split`]: chronological train/test split and walk-forward cross-validation folds.
+//! - [`models`]: histogram trees, random forest, gradient boosting, scaler, metrics, encoding.
+//! - [`error`]: the crate's error type.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod features;
+pub mod models;
+pub mod split;
+
+pub use error::{Error, Result};

@@ -1,0 +1,25 @@
+//! Models: histogram tree learner, random forest (analyst), gradient boosting (tactician),
+//! the linfa reference forest, the standard scaler, evaluation metrics and the encoded bundle.
+
+pub mod binning;
+pub mod boosting;
+pub mod bundle;
+pub mod evaluate;
+pub mod forest;
+pub mod linfa_forest;
+pub mod metrics;
+pub mod scaler;
+pub mod tree;
+
+/// A fitted binary classifier that scores one feature row at a time.
+///
+/// Implemented by every model the service trains; the probability is that of the positive class
+/// ("up", label 1).
+pub trait ProbaModel: Send + Sync {
+    /// Number of features a row must have.
+    fn n_features(&self) -> usize;
+    /// Probability of the positive class for one row. Must not allocate.
+    fn predict_proba_row(&self, row: &[f64]) -> f64;
+    /// Feature importances (total split gain), normalised to sum to 1 (all zeros if no split).
+    fn feature_importances(&self) -> Vec<f64>;
+}

@@ -1,0 +1,1 @@
+//! Chronological splits and walk-forward folds (being written).
