@@ -16,8 +16,10 @@
 //! - [`config`]: the configuration schema, layered loading and validation.
 //! - [`data`]: OHLCV bars, CSV loading with row validation, resampling, the synthetic generator.
 //! - [`features`]: the 12 features and the next-bar label, in batch and incremental form.
+//! - [`job`]: model specs and ids, feature sets, training one model end to end.
 //! - [`split`]: chronological train/test split and walk-forward cross-validation folds.
 //! - [`models`]: histogram trees, random forest, gradient boosting, scaler, metrics, encoding.
+//! - [`store`]: the sled model store: versions, activation history, retention.
 //! - [`error`]: the crate's error type.
 #![warn(missing_docs)]
 
@@ -25,7 +27,9 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod features;
+pub mod job;
 pub mod models;
 pub mod split;
+pub mod store;
 
 pub use error::{Error, Result};

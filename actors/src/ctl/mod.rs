@@ -1,0 +1,82 @@
+//! `trainerctl`: the operator's command line.
+//!
+//! Offline commands (`features`, `fit`) work on files and need no daemon. The other commands talk
+//! to a running `trainerd` over its control socket.
+//!
+//! Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 daemon not reachable.
+
+mod offline;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code: the operation failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: usage error (bad arguments or configuration).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the daemon is not reachable.
+pub const EXIT_UNREACHABLE: u8 = 3;
+
+/// Command-line arguments of `trainerctl`.
+#[derive(Debug, Parser)]
+#[command(name = "trainerctl", version, about = "Inspect and steer trainerd; compute features and fit models offline")]
+pub struct Cli {
+    /// Control socket of the daemon (default: control.socket from the configuration).
+    #[arg(long, global = true)]
+    pub socket: Option<PathBuf>,
+    /// Configuration file (to find the socket, and for offline commands' settings).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output: one JSON object.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load, validate and resample a bars file, compute features and labels, write them as CSV.
+    Features(offline::FeaturesArgs),
+    /// Fit one model on a bars file and evaluate it (no daemon).
+    Fit(offline::FitArgs),
+}
+
+/// Runs `trainerctl` and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match &cli.command {
+        Command::Features(args) => offline::features(&cli, args),
+        Command::Fit(args) => offline::fit(&cli, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("trainerctl: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub code: u8,
+    /// What went wrong.
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// The operation failed (exit 1).
+    pub fn failed(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: EXIT_FAILED, error: error.into() }
+    }
+    /// Bad usage or configuration (exit 2).
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: EXIT_USAGE, error: error.into() }
+    }
+}
