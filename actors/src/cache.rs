@@ -1,0 +1,65 @@
+//! The in-memory cache of active models that serves predictions.
+//!
+//! Readers never lock: the map is behind an [`ArcSwap`], and activating a version builds a new map
+//! and swaps the pointer atomically. A prediction therefore never waits on training, on the
+//! supervisor or on the store, and always sees either the old or the new version, never a mix.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use trainer::models::bundle::ModelBundle;
+
+/// A loaded model version.
+#[derive(Debug)]
+pub struct ActiveModel {
+    /// Model id.
+    pub model: String,
+    /// Version.
+    pub version: u64,
+    /// Scaler + model.
+    pub bundle: ModelBundle,
+}
+
+/// Active models by id, swapped atomically.
+#[derive(Debug, Default)]
+pub struct ModelCache {
+    map: ArcSwap<HashMap<String, Arc<ActiveModel>>>,
+}
+
+impl ModelCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Installs `model` as the active version of its id.
+    pub fn install(&self, model: ActiveModel) {
+        let model = Arc::new(model);
+        self.map.rcu(|old| {
+            let mut next = HashMap::clone(old);
+            next.insert(model.model.clone(), model.clone());
+            next
+        });
+    }
+
+    /// The active model of `id`.
+    pub fn get(&self, id: &str) -> Option<Arc<ActiveModel>> {
+        self.map.load().get(id).cloned()
+    }
+
+    /// Ids and versions of every cached model.
+    pub fn versions(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<_> = self.map.load().values().map(|m| (m.model.clone(), m.version)).collect();
+        v.sort();
+        v
+    }
+
+    /// Probability of "up" for one raw feature row, from the active version of `id`.
+    pub fn predict_proba(&self, id: &str, features: &[f64]) -> Result<f64, crate::Error> {
+        let guard = self.map.load();
+        let model = guard.get(id).ok_or_else(|| crate::Error::NoActiveModel(id.to_string()))?;
+        model.bundle.predict_proba(features).map_err(crate::Error::Core)
+    }
+}
