@@ -54,6 +54,8 @@ pub struct Config {
 pub struct RuntimeConfig {
     /// Number of trainer actors; 0 means one per core.
     pub trainers: usize,
+    /// Threads each trainer's fit may use; 0 means cores / trainers (at least 1).
+    pub threads_per_trainer: usize,
     /// A `tracing` level or EnvFilter directive.
     pub log_level: String,
     /// Log output format.

@@ -1,5 +1,6 @@
 //! `trainerd`: see `trainer_actors::daemon`.
+use clap::Parser;
+
 fn main() -> std::process::ExitCode {
-    eprintln!("trainerd: being written");
-    std::process::ExitCode::from(1)
+    trainer_actors::daemon::run(trainer_actors::daemon::Args::parse())
 }

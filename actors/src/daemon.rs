@@ -1,0 +1,214 @@
+//! `trainerd`: builds the supervision tree and runs it.
+//!
+//! `trainerd --once` trains every enabled model once into the store, prints a summary (a table,
+//! or one JSON object with `--json`) and exits 0 when every enabled model is stored, 1 otherwise.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+
+use trainer::config::Config;
+
+use crate::types::{JobOutcome, JobState};
+use crate::TrainerHandle;
+
+/// Command-line arguments of `trainerd`.
+#[derive(Debug, Parser)]
+#[command(name = "trainerd", version, about = "Trains, evaluates, versions and serves the trading models")]
+pub struct Args {
+    /// Configuration file, layered over the built-in defaults (environment TRAINER__* wins).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Train every enabled model once, print a summary and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `trainerd`; returns the exit code.
+pub fn run(args: Args) -> ExitCode {
+    let cfg = match Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("trainerd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::logging::init(&cfg.runtime.log_level, cfg.runtime.log_format);
+    #[cfg(feature = "failpoints")]
+    let _scenario = fail::FailScenario::setup();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("trainerd: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.once {
+        runtime.block_on(once(cfg, args.json))
+    } else {
+        eprintln!("trainerd: service mode is not available in this build yet; use --once");
+        ExitCode::from(2)
+    }
+}
+
+/// Summary of a `--once` run.
+#[derive(Debug, serde::Serialize)]
+pub struct OnceSummary {
+    /// One entry per enabled model.
+    pub models: Vec<OnceModel>,
+    /// Trainer restarts during the run.
+    pub restarts: u64,
+    /// Wall time of the run, seconds.
+    pub total_seconds: f64,
+    /// Why the tree escalated, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalated: Option<String>,
+}
+
+/// One model of the `--once` summary.
+#[derive(Debug, serde::Serialize)]
+pub struct OnceModel {
+    /// Model id.
+    pub model: String,
+    /// `stored` or `failed`.
+    pub status: &'static str,
+    /// Version stored.
+    pub version: Option<u64>,
+    /// Algorithm.
+    pub algorithm: Option<String>,
+    /// Timeframe.
+    pub timeframe: String,
+    /// Labelled rows.
+    pub rows: Option<u64>,
+    /// Test accuracy.
+    pub accuracy: Option<f64>,
+    /// Test precision.
+    pub precision: Option<f64>,
+    /// Test recall.
+    pub recall: Option<f64>,
+    /// Test F1.
+    pub f1: Option<f64>,
+    /// CV mean accuracy.
+    pub cv_mean: Option<f64>,
+    /// CV accuracy std.
+    pub cv_std: Option<f64>,
+    /// Seconds of the final fit.
+    pub fit_seconds: Option<f64>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Cause of failure.
+    pub error: Option<String>,
+}
+
+impl From<JobOutcome> for OnceModel {
+    fn from(o: JobOutcome) -> Self {
+        OnceModel {
+            status: if o.state == JobState::Stored { "stored" } else { "failed" },
+            model: o.model,
+            version: o.version,
+            algorithm: o.algorithm,
+            timeframe: o.timeframe,
+            rows: o.rows,
+            accuracy: o.accuracy,
+            precision: o.precision,
+            recall: o.recall,
+            f1: o.f1,
+            cv_mean: o.cv_mean,
+            cv_std: o.cv_std,
+            fit_seconds: o.fit_seconds,
+            attempts: o.attempts,
+            error: o.error,
+        }
+    }
+}
+
+/// Trains every enabled model once and reports.
+pub async fn train_once(cfg: Config) -> Result<OnceSummary, crate::Error> {
+    let started = Instant::now();
+    let grace = cfg.shutdown.grace;
+    let handle = TrainerHandle::spawn(cfg).await?;
+    let jobs = handle.train_all().await?;
+    let outcomes = handle.wait(&jobs).await.unwrap_or_default();
+    let restarts = handle.status().await.map(|s| s.restarts).unwrap_or(0);
+    let escalated = handle.escalation();
+    let restarts = if escalated.is_some() {
+        // The tree is gone; count the restarts from the outcomes' attempts.
+        outcomes.iter().map(|o| u64::from(o.attempts.saturating_sub(1))).sum()
+    } else {
+        restarts
+    };
+    let _ = handle.shutdown(grace).await;
+    Ok(OnceSummary {
+        models: outcomes.into_iter().map(OnceModel::from).collect(),
+        restarts,
+        total_seconds: started.elapsed().as_secs_f64(),
+        escalated,
+    })
+}
+
+async fn once(cfg: Config, json: bool) -> ExitCode {
+    let summary = match train_once(cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("trainerd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&summary) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("trainerd: {e}"),
+        }
+    } else {
+        print_table(&summary);
+    }
+    let ok = !summary.models.is_empty() && summary.models.iter().all(|m| m.status == "stored");
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.digits$}"))
+}
+
+fn print_table(s: &OnceSummary) {
+    println!(
+        "{:<14} {:<18} {:<4} {:>7} {:>8} {:>9} {:>7} {:>7} {:>15} {:>8} {:>7}",
+        "model", "algorithm", "tf", "rows", "accuracy", "precision", "recall", "f1", "cv mean +- std", "fit s", "version"
+    );
+    for m in &s.models {
+        let cv = match (m.cv_mean, m.cv_std) {
+            (Some(a), Some(b)) => format!("{a:.4} +- {b:.4}"),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<14} {:<18} {:<4} {:>7} {:>8} {:>9} {:>7} {:>7} {:>15} {:>8} {:>7}",
+            m.model,
+            m.algorithm.as_deref().unwrap_or("-"),
+            m.timeframe,
+            m.rows.map_or("-".into(), |r| r.to_string()),
+            opt(m.accuracy, 4),
+            opt(m.precision, 4),
+            opt(m.recall, 4),
+            opt(m.f1, 4),
+            cv,
+            opt(m.fit_seconds, 3),
+            m.version.map_or("-".into(), |v| v.to_string()),
+        );
+        if m.status != "stored" {
+            println!("  FAILED after {} attempt(s): {}", m.attempts, m.error.as_deref().unwrap_or("unknown"));
+        }
+    }
+    println!("restarts: {}   total: {:.2} s", s.restarts, s.total_seconds);
+    if let Some(r) = &s.escalated {
+        println!("ESCALATED: {r}");
+    }
+}
