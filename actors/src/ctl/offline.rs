@@ -8,7 +8,9 @@ use clap::Args;
 
 use trainer::config::Config;
 use trainer::data::{self, LoadOptions, OnBadRow, Timeframe};
-use trainer::features;
+use trainer::features::{self, FEATURE_NAMES};
+use trainer::job::{self, FeatureSet, Family, ModelSpec};
+use std::sync::atomic::AtomicBool;
 
 use super::{Cli, Failure};
 
@@ -108,8 +110,135 @@ fn write_atomically(
     Ok(())
 }
 
+/// Applies `--set KEY=VALUE` overrides (keys of `[training]`, with or without the `training.`
+/// prefix) on top of the loaded configuration, re-validating the result.
+fn apply_overrides(cfg: Config, sets: &[String]) -> Result<Config, Failure> {
+    if sets.is_empty() {
+        return Ok(cfg);
+    }
+    let mut value = serde_json::to_value(&cfg).map_err(Failure::failed)?;
+    for set in sets {
+        let (key, raw) = set
+            .split_once('=')
+            .ok_or_else(|| Failure::usage(anyhow::anyhow!("--set {set:?}: expected KEY=VALUE")))?;
+        let key = key.trim();
+        let key = key.strip_prefix("training.").unwrap_or(key);
+        let section = value
+            .get_mut("training")
+            .and_then(|t| t.as_object_mut())
+            .ok_or_else(|| Failure::failed(anyhow::anyhow!("configuration has no [training]")))?;
+        if !section.contains_key(key) {
+            return Err(Failure::usage(anyhow::anyhow!("--set: unknown key training.{key}")));
+        }
+        let parsed: serde_json::Value = serde_json::from_str(raw.trim())
+            .unwrap_or_else(|_| serde_json::Value::String(raw.trim().to_string()));
+        section.insert(key.to_string(), parsed);
+    }
+    let cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+        Failure::usage(anyhow::anyhow!("--set: {}: {}", e.path(), e.inner()))
+    })?;
+    cfg.validate().map_err(Failure::usage)?;
+    Ok(cfg)
+}
+
+/// The `--json` object of `trainerctl fit`.
+#[derive(Debug, serde::Serialize)]
+struct FitReport {
+    model: String,
+    algorithm: String,
+    timeframe: String,
+    rows_train: usize,
+    rows_test: usize,
+    fit_seconds: f64,
+    total_seconds: f64,
+    threads: usize,
+    accuracy: f64,
+    precision: f64,
+    recall: f64,
+    f1: f64,
+    roc_auc: f64,
+    log_loss: f64,
+    confusion: [[u64; 2]; 2],
+    cv_mean: f64,
+    cv_std: f64,
+    cv_folds: Vec<f64>,
+    feature_importances: serde_json::Map<String, serde_json::Value>,
+    data_hash: String,
+}
+
 /// `trainerctl fit`.
 pub fn fit(cli: &Cli, args: &FitArgs) -> Result<(), Failure> {
-    let _ = (cli, args);
-    Err(Failure::failed(anyhow::anyhow!("fit: being written")))
+    let cfg = apply_overrides(load_config(cli)?, &args.set)?;
+    crate::logging::init(&cfg.runtime.log_level, cfg.runtime.log_format);
+    let family = match args.model.as_str() {
+        "random-forest" => Family::Analyst,
+        _ => Family::Tactician,
+    };
+    let spec = ModelSpec { family, timeframe: args.timeframe };
+    let (bars, _) = data::load_csv(&args.input, &LoadOptions { on_bad_row: cfg.data.on_bad_row })
+        .map_err(Failure::failed)?;
+    let hash = bars.content_hash();
+    let fs = FeatureSet::build(&bars, args.timeframe, cfg.training.label_horizon, &hash);
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let cancel = AtomicBool::new(false);
+    let trained = job::train(spec, &fs, &cfg.training, threads, &|_| {}, &cancel).map_err(Failure::failed)?;
+    let importances = FEATURE_NAMES
+        .iter()
+        .zip(&trained.importances)
+        .map(|(n, v)| (n.to_string(), serde_json::json!(v)))
+        .collect();
+    let m = &trained.metrics;
+    let report = FitReport {
+        model: args.model.clone(),
+        algorithm: trained.algorithm.clone(),
+        timeframe: args.timeframe.to_string(),
+        rows_train: trained.rows_train,
+        rows_test: trained.rows_test,
+        fit_seconds: trained.fit_seconds,
+        total_seconds: trained.total_seconds,
+        threads,
+        accuracy: m.accuracy,
+        precision: m.precision,
+        recall: m.recall,
+        f1: m.f1,
+        roc_auc: m.roc_auc,
+        log_loss: m.log_loss,
+        confusion: m.confusion,
+        cv_mean: trained.cv.mean,
+        cv_std: trained.cv.std,
+        cv_folds: trained.cv.folds.iter().map(|f| f.accuracy).collect(),
+        feature_importances: importances,
+        data_hash: hash,
+    };
+    if cli.json {
+        let s = serde_json::to_string(&report).map_err(Failure::failed)?;
+        println!("{s}");
+    } else {
+        print_fit(&report);
+    }
+    Ok(())
+}
+
+fn print_fit(r: &FitReport) {
+    println!("model      {} ({}) on {} bars", r.model, r.algorithm, r.timeframe);
+    println!("rows       train {}  test {}", r.rows_train, r.rows_test);
+    println!("fit        {:.3} s final fit ({} threads), {:.3} s with CV", r.fit_seconds, r.threads, r.total_seconds);
+    println!("accuracy   {:.4}", r.accuracy);
+    println!("precision  {:.4}", r.precision);
+    println!("recall     {:.4}", r.recall);
+    println!("f1         {:.4}", r.f1);
+    println!("roc auc    {:.4}", r.roc_auc);
+    println!("log loss   {:.4}", r.log_loss);
+    println!("confusion  tn {} fp {} / fn {} tp {}", r.confusion[0][0], r.confusion[0][1], r.confusion[1][0], r.confusion[1][1]);
+    println!("cv         {:.4} +- {:.4} over {} walk-forward folds", r.cv_mean, r.cv_std, r.cv_folds.len());
+    println!("importance");
+    let mut imp: Vec<(&String, f64)> =
+        r.feature_importances.iter().map(|(k, v)| (k, v.as_f64().unwrap_or(0.0))).collect();
+    imp.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (name, v) in imp {
+        println!("  {name:<17} {v:.4} {}", "#".repeat((v * 50.0).round() as usize));
+    }
 }
