@@ -1,1 +1,0 @@
-//! The 12 features and labels (being written).
