@@ -83,10 +83,12 @@ pub(crate) const RSI_WINDOW: usize = 14;
 /// The longest window: from this many bars on, every feature is defined.
 pub const WARMUP_BARS: usize = 20;
 
-/// Smoothing factor `1 - alpha` of pandas' `ewm(span)`, alpha = 2 / (span + 1).
+/// Smoothing factor `1 - alpha` of pandas' `ewm(span)`: com = (span - 1) / 2, alpha = 1 / (1 + com)
+/// (computed as pandas computes it).
 #[inline]
 pub(crate) fn ema_beta(span: f64) -> f64 {
-    1.0 - 2.0 / (span + 1.0)
+    let com = (span - 1.0) / 2.0;
+    1.0 - 1.0 / (1.0 + com)
 }
 
 /// Any non-finite value (NaN from 0/0, infinity from x/0) becomes 0.
@@ -99,25 +101,45 @@ pub(crate) fn fin(x: f64) -> f64 {
     }
 }
 
-/// Sum oldest to newest, starting from 0.0: the one summation order used everywhere.
+/// Sum of a window in numpy's order (`np.add.reduce`, pairwise summation): below 8 values one
+/// accumulator from 0.0, oldest to newest; from 8 values, eight accumulators over strides of 8,
+/// combined as a tree, then the remainder added in order. Mirroring it makes our means and standard
+/// deviations bit-identical to the reference's.
 #[inline(always)]
 pub(crate) fn sum_seq<const N: usize>(w: &[f64; N]) -> f64 {
-    let mut s = 0.0;
-    for &v in w {
-        s += v;
+    if N < 8 {
+        let mut s = 0.0;
+        for &v in w {
+            s += v;
+        }
+        s
+    } else {
+        let mut r = [0.0; 8];
+        r.copy_from_slice(&w[..8]);
+        let full = N - N % 8;
+        let mut i = 8;
+        while i < full {
+            for j in 0..8 {
+                r[j] += w[i + j];
+            }
+            i += 8;
+        }
+        let mut s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for &v in &w[full..] {
+            s += v;
+        }
+        s
     }
-    s
 }
 
 /// Sample standard deviation of a full window given its mean (two-pass).
 #[inline(always)]
 pub(crate) fn std_two_pass<const N: usize>(w: &[f64; N], mean: f64) -> f64 {
-    let mut acc = 0.0;
-    for &v in w {
-        let d = v - mean;
-        acc += d * d;
-    }
-    (acc / (N - 1) as f64).sqrt()
+    let sq: [f64; N] = std::array::from_fn(|k| {
+        let d = w[k] - mean;
+        d * d
+    });
+    (sum_seq(&sq) / (N - 1) as f64).sqrt()
 }
 
 /// RSI from the sums of gains and losses over [`RSI_WINDOW`] bars, undefined -> 0.
@@ -136,23 +158,53 @@ pub(crate) fn gain_loss(delta: f64) -> (f64, f64) {
     (g, l)
 }
 
-/// State of the two EMAs of the MACD: numerators and denominators of pandas' adjusted EMA.
+/// One exponentially weighted mean, computed as pandas does (`ewm(span).mean()`, `adjust=True`,
+/// `ignore_na=False`, `min_periods=0`): the running weighted average and the weight of the past,
+/// which is algebraically the `S / W` of the definition but rounds exactly like the reference.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Ewm {
+    weighted: f64,
+    old_wt: f64,
+    started: bool,
+}
+
+impl Ewm {
+    /// Feeds one value, returns the mean so far.
+    #[inline(always)]
+    fn step(&mut self, cur: f64, old_wt_factor: f64) -> f64 {
+        if !self.started {
+            self.started = true;
+            self.weighted = cur;
+            self.old_wt = 1.0;
+        } else if !self.weighted.is_nan() {
+            self.old_wt *= old_wt_factor;
+            if !cur.is_nan() {
+                // pandas skips the update on equal values to keep constant series exact
+                if self.weighted != cur {
+                    self.weighted = (self.old_wt * self.weighted + cur) / (self.old_wt + 1.0);
+                }
+                self.old_wt += 1.0;
+            }
+        } else if !cur.is_nan() {
+            self.weighted = cur;
+        }
+        self.weighted
+    }
+}
+
+/// State of the two EMAs of the MACD.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct EmaState {
-    s12: f64,
-    w12: f64,
-    s26: f64,
-    w26: f64,
+    fast: Ewm,
+    slow: Ewm,
 }
 
 impl EmaState {
-    /// Feeds one close, returns the MACD (undefined -> 0).
+    /// Feeds one close, returns the MACD (undefined -> 0). `b12`, `b26` are [`ema_beta`] of the spans.
     #[inline(always)]
     pub(crate) fn step(&mut self, close: f64, b12: f64, b26: f64) -> f64 {
-        self.s12 = close + b12 * self.s12;
-        self.w12 = 1.0 + b12 * self.w12;
-        self.s26 = close + b26 * self.s26;
-        self.w26 = 1.0 + b26 * self.w26;
-        fin(self.s12 / self.w12 - self.s26 / self.w26)
+        let fast = self.fast.step(close, b12);
+        let slow = self.slow.step(close, b26);
+        fin(fast - slow)
     }
 }
