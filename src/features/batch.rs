@@ -9,6 +9,7 @@
 
 use ndarray::Array2;
 
+use super::col::MACD;
 use super::{
     ema_beta, fin, gain_loss, rsi_from_sums, std_two_pass, sum_seq, EmaState, N_FEATURES,
     RSI_WINDOW,
@@ -104,6 +105,11 @@ pub fn compute_with_threads(bars: &Bars, threads: usize) -> Array2<f64> {
 /// Writes the feature matrix of `bars` row-major into `out`, which must hold exactly
 /// `bars.len() * N_FEATURES` values. Lets a caller reuse one buffer (or write into a larger matrix).
 pub fn compute_into(bars: &Bars, out: &mut [f64]) -> Result<()> {
+    compute_into_with_threads(bars, out, auto_threads(usable_len(bars)))
+}
+
+/// [`compute_into`] with an explicit number of threads (0 counts as 1). Bit-identical for any count.
+pub fn compute_into_with_threads(bars: &Bars, out: &mut [f64], threads: usize) -> Result<()> {
     let cols = Cols::new(bars);
     let n = cols.len();
     if out.len() != n * N_FEATURES {
@@ -114,7 +120,7 @@ pub fn compute_into(bars: &Bars, out: &mut [f64]) -> Result<()> {
             n * N_FEATURES
         )));
     }
-    fill(cols, out, auto_threads(n));
+    fill(cols, out, threads);
     Ok(())
 }
 
@@ -197,27 +203,35 @@ fn fill_range(
     mut ema: EmaState,
     scratch: &mut Scratch,
 ) {
+    let (b12, b26) = (ema_beta(12.0), ema_beta(26.0));
     let mut b0 = r0;
     while b0 < r1 {
         let b1 = (b0 + BLOCK).min(r1);
-        block(cols, b0, b1, &mut ema, scratch);
+        block(cols, b0, b1, scratch);
         let len = b1 - b0;
         let dst = &mut out[(b0 - r0) * N_FEATURES..(b1 - r0) * N_FEATURES];
-        for (r, row) in dst.chunks_exact_mut(N_FEATURES).enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
+        // Transpose into rows; the MACD's sequential EMA chain runs here, where its latency
+        // overlaps with the stores.
+        for (r, (row, &close)) in dst
+            .chunks_exact_mut(N_FEATURES)
+            .zip(&cols.close[b0..b1])
+            .enumerate()
+        {
+            for (j, v) in row[..MACD].iter_mut().enumerate() {
                 *v = scratch.cols[j][r];
             }
+            row[MACD] = ema.step(close, b12, b26);
         }
         debug_assert_eq!(dst.len(), len * N_FEATURES);
         b0 = b1;
     }
 }
 
-/// Computes rows `b0..b1` (at most [`BLOCK`]) column by column into the scratch.
-fn block(cols: Cols<'_>, b0: usize, b1: usize, ema: &mut EmaState, s: &mut Scratch) {
+/// Computes rows `b0..b1` (at most [`BLOCK`]) column by column into the scratch, all but the MACD.
+fn block(cols: Cols<'_>, b0: usize, b1: usize, s: &mut Scratch) {
     let len = b1 - b0;
     let c = cols.close;
-    let [pc, hl, oc, ma5, ma10, ma20, vol5, vol10, vma5, vratio, rsi, macd] = split12(&mut s.cols);
+    let [pc, hl, oc, ma5, ma10, ma20, vol5, vol10, vma5, vratio, rsi, _macd] = split12(&mut s.cols);
 
     // price_change
     {
@@ -295,11 +309,6 @@ fn block(cols: Cols<'_>, b0: usize, b1: usize, ema: &mut EmaState, s: &mut Scrat
                 *d = rsi_from_sums(sum_seq(gw), sum_seq(lw));
             }
         }
-    }
-    // macd (sequential)
-    let (b12, b26) = (ema_beta(12.0), ema_beta(26.0));
-    for (d, &cl) in macd[..len].iter_mut().zip(&c[b0..b1]) {
-        *d = ema.step(cl, b12, b26);
     }
 }
 

@@ -27,7 +27,7 @@ mod batch;
 mod csv;
 mod incremental;
 
-pub use batch::{compute, compute_into, compute_with_threads, labels};
+pub use batch::{compute, compute_into, compute_into_with_threads, compute_with_threads, labels};
 pub use csv::{format_g17, format_g17_into, write_features_csv};
 pub use incremental::{Bar, IncrementalFeatures};
 
