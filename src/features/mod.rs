@@ -18,8 +18,9 @@
 //! - `macd` = EMA12(close) - EMA26(close), pandas `ewm(span).mean()` with `adjust=True`
 //! - any undefined value (window not full, 0/0, x/0, infinity, NaN) becomes 0.
 //!
-//! Means and standard deviations are computed afresh for every window (two-pass, summed oldest to
-//! newest), never with running sums, which drift. The batch and the incremental form perform the
+//! Means and standard deviations are computed afresh for every window (two-pass, summed in numpy's
+//! pairwise order), never with running sums, which drift; the EMAs follow pandas' own recursion.
+//! The batch and the incremental form perform the
 //! same floating-point operations in the same order, so their results are bit-identical, and the
 //! batch result does not depend on the number of threads.
 
