@@ -1,0 +1,260 @@
+//! Writing features and labels as CSV, in the exact text format of the golden vectors.
+//!
+//! Why this exists: the golden files were written by Python with 17 significant digits, C's
+//! `%.17g` (trailing zeros stripped, exponent form below 1e-4 and from 1e17). Writing the same text
+//! lets a plain byte comparison (`cmp`, `diff`) prove that our output equals the reference wherever
+//! the values are identical, and round-trips every `f64` exactly.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use ndarray::ArrayView2;
+
+use super::{FEATURE_NAMES, N_FEATURES};
+use crate::data::format_ts;
+
+/// Significant digits written: enough to round-trip any `f64`.
+const DIGITS: i32 = 17;
+
+/// Formats `x` like C's `printf("%.17g", x)`: 17 significant digits, trailing zeros removed,
+/// exponent form (`7.7351177369289204e-05`) when the decimal exponent is below -4 or at least 17.
+/// Zero is `0` (`-0` for negative zero), non-finite values are `nan`, `inf`, `-inf`.
+pub fn format_g17(x: f64) -> String {
+    let mut s = String::with_capacity(24);
+    format_g17_into(x, &mut s);
+    s
+}
+
+/// [`format_g17`] appending to `out` (no allocation once `out` has room).
+pub fn format_g17_into(x: f64, out: &mut String) {
+    if x.is_nan() {
+        out.push_str("nan");
+        return;
+    }
+    if x.is_infinite() {
+        out.push_str(if x > 0.0 { "inf" } else { "-inf" });
+        return;
+    }
+    if x == 0.0 {
+        out.push_str(if x.is_sign_negative() { "-0" } else { "0" });
+        return;
+    }
+    // Correctly rounded 17-digit scientific form: "d.dddddddddddddddde[-]X".
+    let mut sci = [0u8; 32];
+    let sci = {
+        let mut cursor = SliceWriter {
+            buf: &mut sci,
+            len: 0,
+        };
+        // Writing at most 24 bytes into 32 cannot fail.
+        let _ = write!(cursor, "{:.16e}", x.abs());
+        let len = cursor.len;
+        &sci[..len]
+    };
+    let Some(e_pos) = sci.iter().position(|&b| b == b'e') else {
+        // Unreachable for finite non-zero x; fall back to Rust's shortest round-trip form.
+        let _ = write!(out, "{x}");
+        return;
+    };
+    let exp: i32 = std::str::from_utf8(&sci[e_pos + 1..])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // The 17 digits without the point.
+    let mut digits = [0u8; DIGITS as usize];
+    let mut nd = 0;
+    for &b in &sci[..e_pos] {
+        if b.is_ascii_digit() && nd < digits.len() {
+            digits[nd] = b;
+            nd += 1;
+        }
+    }
+    // Significant digits after stripping trailing zeros (at least one).
+    let mut sig = nd;
+    while sig > 1 && digits[sig - 1] == b'0' {
+        sig -= 1;
+    }
+    let digits = &digits[..sig];
+    if x < 0.0 {
+        out.push('-');
+    }
+    if !(-4..DIGITS).contains(&exp) {
+        out.push(char::from(digits[0]));
+        if digits.len() > 1 {
+            out.push('.');
+            digits[1..].iter().for_each(|&d| out.push(char::from(d)));
+        }
+        let _ = write!(
+            out,
+            "e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.unsigned_abs()
+        );
+    } else if exp < 0 {
+        out.push_str("0.");
+        (0..(-exp - 1)).for_each(|_| out.push('0'));
+        digits.iter().for_each(|&d| out.push(char::from(d)));
+    } else {
+        let int_len = exp as usize + 1;
+        for i in 0..int_len {
+            out.push(char::from(digits.get(i).copied().unwrap_or(b'0')));
+        }
+        if digits.len() > int_len {
+            out.push('.');
+            digits[int_len..]
+                .iter()
+                .for_each(|&d| out.push(char::from(d)));
+        }
+    }
+}
+
+/// A `fmt::Write` into a fixed byte buffer.
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl std::fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Writes features and labels as CSV in the golden vectors' format: header
+/// `timestamp,price_change,...,macd,label`, ISO-8601 UTC timestamps, numbers as [`format_g17`],
+/// an empty label where there is none.
+///
+/// `ts`, the rows of `features` and `labels` must have the same length and `features` must have
+/// [`N_FEATURES`] columns; otherwise an [`io::ErrorKind::InvalidInput`] error is returned.
+pub fn write_features_csv(
+    w: impl Write,
+    ts: &[i64],
+    features: ArrayView2<f64>,
+    labels: &[Option<u8>],
+) -> io::Result<()> {
+    let (n, k) = features.dim();
+    if k != N_FEATURES || ts.len() != n || labels.len() != n {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "features are {n} x {k}, expected {} x {N_FEATURES} with {} labels",
+                ts.len(),
+                labels.len()
+            ),
+        ));
+    }
+    let mut w = io::BufWriter::with_capacity(1 << 16, w);
+    let mut line = String::with_capacity(512);
+    line.push_str("timestamp");
+    for name in FEATURE_NAMES {
+        line.push(',');
+        line.push_str(name);
+    }
+    line.push_str(",label\n");
+    w.write_all(line.as_bytes())?;
+    for ((&t, row), label) in ts.iter().zip(features.rows()).zip(labels) {
+        line.clear();
+        line.push_str(&format_ts(t));
+        for &v in row {
+            line.push(',');
+            format_g17_into(v, &mut line);
+        }
+        line.push(',');
+        if let Some(l) = label {
+            let _ = write!(line, "{l}");
+        }
+        line.push('\n');
+        w.write_all(line.as_bytes())?;
+    }
+    w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strings taken from the golden files (each is `%.17g` of the value it parses to).
+    const GOLDEN: &[&str] = &[
+        "0",
+        "1",
+        "5",
+        "100",
+        "-1",
+        "1.0010816590471177",
+        "0.99971901043941458",
+        "7.7351177369289204e-05",
+        "-0.5494551282026805",
+        "-0.00010002087789118264",
+        "0.0049999999999998934",
+        "100.09999999999999",
+        "0.20000000000000001",
+        "3.3333333333333335",
+        "2.4599999999264099e-06",
+        "-9.7001608615476798e-05",
+        "77925.635999999999",
+        "78228.109000000011",
+        "52.550470268000005",
+        "-259.83350010267168",
+        "0.00026634566157168749",
+        "77526.15800000001",
+        "0.00152739252827927",
+        "1.0068359374999998",
+        "109.40005412000001",
+        "1.6820825565399999",
+    ];
+
+    #[test]
+    fn golden_strings_round_trip() {
+        for s in GOLDEN {
+            let x: f64 = s.parse().expect("golden string is a number");
+            assert_eq!(format_g17(x), *s, "value {x:e}");
+        }
+    }
+
+    #[test]
+    fn printf_g_corner_cases() {
+        assert_eq!(format_g17(-0.0), "-0");
+        assert_eq!(format_g17(f64::NAN), "nan");
+        assert_eq!(format_g17(f64::NEG_INFINITY), "-inf");
+        assert_eq!(format_g17(0.0001), "0.0001");
+        assert_eq!(format_g17(0.00001), "1.0000000000000001e-05");
+        assert_eq!(format_g17(1e16), "10000000000000000");
+        assert_eq!(format_g17(1e17), "1e+17");
+        assert_eq!(format_g17(123456789012345678.0), "1.2345678901234568e+17");
+        assert_eq!(format_g17(1e300), "1.0000000000000001e+300");
+        assert_eq!(format_g17(5e-324), "4.9406564584124654e-324");
+        assert_eq!(format_g17(0.5), "0.5");
+        assert_eq!(format_g17(-2.5e-7), "-2.4999999999999999e-07");
+        assert_eq!(format_g17(f64::MAX), "1.7976931348623157e+308");
+    }
+
+    #[test]
+    fn round_trips_random_values() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..10_000 {
+            let x = f64::from_bits(rng.gen::<u64>());
+            if x.is_finite() {
+                let s = format_g17(x);
+                assert_eq!(s.parse::<f64>().ok(), Some(x), "{s}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_mismatched_shapes() {
+        let f = ndarray::Array2::<f64>::zeros((2, N_FEATURES));
+        let mut out = Vec::new();
+        assert!(write_features_csv(&mut out, &[0], f.view(), &[None, None]).is_err());
+        write_features_csv(&mut out, &[0, 60], f.view(), &[Some(1), None]).expect("valid shapes");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            text.ends_with("1970-01-01T00:01:00Z,0,0,0,0,0,0,0,0,0,0,0,0,\n"),
+            "{text}"
+        );
+    }
+}
