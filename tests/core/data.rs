@@ -81,10 +81,9 @@ fn edge_cases_resample_like_the_golden_vectors() {
         let want = read_vector(file);
         let got_ts: Vec<String> = r.ts.iter().map(|&t| trainer::data::format_ts(t)).collect();
         assert_eq!(got_ts, want.ts, "{tf}: bucket timestamps");
-        let n = r.len();
         let col = |c: &str| &want.cols[c];
-        for t in 0..n {
-            let ctx = format!("{tf} bar {t} ({})", got_ts[t]);
+        for (t, label) in got_ts.iter().enumerate() {
+            let ctx = format!("{tf} bar {t} ({label})");
             assert!(
                 close_to(r.high[t] / r.low[t], col("high_low_ratio")[t]),
                 "{ctx}: high/low"
