@@ -87,10 +87,38 @@ impl LoadReport {
 /// [`Error::BadRow`] for the first bad row under [`OnBadRow::Error`].
 pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<(Bars, LoadReport)> {
     let _span = tracing::debug_span!("load_csv", path = %path.display()).entered();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_file(path).map_err(|e| Error::io(path, e))?;
     let out = parse_csv(&bytes, path, opts)?;
     tracing::debug!(rows = out.1.rows_kept, bytes = bytes.len(), "loaded");
     Ok(out)
+}
+
+/// Reads a whole file; large files are read by several threads at once (copying out of the page
+/// cache and faulting in the buffer are the cost, and they parallelise).
+fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::open(path)?;
+        let len = usize::try_from(f.metadata()?.len()).unwrap_or(usize::MAX);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads > 1 && len >= 16 * MIN_CHUNK_BYTES {
+            let mut buf = vec![0u8; len];
+            let part = len.div_ceil(threads);
+            let f = &f;
+            std::thread::scope(|s| {
+                let hs: Vec<_> = buf
+                    .chunks_mut(part)
+                    .enumerate()
+                    .map(|(k, piece)| s.spawn(move || f.read_exact_at(piece, (k * part) as u64)))
+                    .collect();
+                hs.into_iter()
+                    .try_for_each(|h| h.join().expect("reading does not panic"))
+            })?;
+            return Ok(buf);
+        }
+    }
+    std::fs::read(path)
 }
 
 /// Parses an in-memory bar file; `source_name` only names it in errors and logs.
@@ -480,7 +508,17 @@ fn parse_body(
 }
 
 fn count_newlines(b: &[u8]) -> usize {
-    b.iter().filter(|&&x| x == b'\n').count()
+    // Byte-sized counters per 128-byte block let the compiler vectorise the comparison.
+    let mut n = 0usize;
+    let mut blocks = b.chunks_exact(128);
+    for block in &mut blocks {
+        let mut acc = 0u8;
+        for &x in block {
+            acc += u8::from(x == b'\n');
+        }
+        n += acc as usize;
+    }
+    n + blocks.remainder().iter().filter(|&&x| x == b'\n').count()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -534,6 +572,7 @@ fn parse_chunk(
     let mut line_no = first_line;
     let mut k = 0usize;
     let cap = col.ts.len();
+    let mut dates = DateCache::new();
     while pos < chunk.len() {
         let rest = &chunk[pos..];
         let (raw, next) = match memchr::memchr(b'\n', rest) {
@@ -542,7 +581,7 @@ fn parse_chunk(
         };
         let line = strip_cr(raw);
         out.lines += 1;
-        let parsed = match parse_row_fast(line, ncols) {
+        let parsed = match parse_row_fast(line, ncols, &mut dates) {
             Some(row) => Ok(row),
             None => parse_row_slow(line, ncols),
         };
@@ -613,15 +652,19 @@ type Row = (i64, [f64; 5]);
 // Fast path: `YYYY-MM-DDTHH:MM:SSZ` or an integer, then five plain numbers; `None` on anything else.
 
 #[inline]
-fn parse_row_fast(line: &[u8], ncols: usize) -> Option<Row> {
-    let (ts, mut pos) = fast_ts(line)?;
+fn parse_row_fast(line: &[u8], ncols: usize, dates: &mut DateCache) -> Option<Row> {
+    let (ts, mut pos) = fast_ts(line, dates)?;
     let mut vals = [0f64; 5];
     for val in vals.iter_mut() {
         if line.get(pos) != Some(&b',') {
             return None;
         }
         pos += 1;
-        let (x, n) = fast_float2::parse_partial::<f64, _>(&line[pos..]).ok()?;
+        let s = &line[pos..];
+        let (x, n) = match fast_decimal(s) {
+            Some((x, n)) if matches!(s.get(n), None | Some(b',')) => (x, n),
+            _ => fast_float2::parse_partial::<f64, _>(s).ok()?,
+        };
         if n == 0 {
             return None;
         }
@@ -642,22 +685,96 @@ fn count_commas(b: &[u8]) -> usize {
     b.iter().filter(|&&x| x == b',').count()
 }
 
+/// Powers of ten exactly representable as f64.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// `[-]digits[.digits]` with at most 15 digits: the mantissa and the power of ten are exact f64s,
+/// so one correctly rounded division gives the correctly rounded value (Clinger's fast path).
+/// `None` for anything else (exponents, long mantissas, `nan`...), left to `fast_float2`.
 #[inline]
-fn fast_ts(line: &[u8]) -> Option<(i64, usize)> {
-    if line.len() > 20 && line[19] == b'Z' && line[20] == b',' {
-        let b = &line[..19];
-        if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+fn fast_decimal(b: &[u8]) -> Option<(f64, usize)> {
+    let neg = b.first() == Some(&b'-');
+    let mut i = usize::from(neg);
+    let start = i;
+    let mut mant = 0u64;
+    while let Some(d) = b.get(i).map(|x| x.wrapping_sub(b'0')).filter(|&d| d < 10) {
+        mant = mant.wrapping_mul(10).wrapping_add(d as u64);
+        i += 1;
+    }
+    let int_digits = i - start;
+    let mut frac = 0usize;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let fs = i;
+        while let Some(d) = b.get(i).map(|x| x.wrapping_sub(b'0')).filter(|&d| d < 10) {
+            mant = mant.wrapping_mul(10).wrapping_add(d as u64);
+            i += 1;
+        }
+        frac = i - fs;
+        if frac == 0 {
             return None;
         }
+    }
+    if int_digits == 0 || int_digits + frac > 15 {
+        return None;
+    }
+    let x = mant as f64 / POW10[frac];
+    Some((if neg { -x } else { x }, i))
+}
+
+/// The day number of the last date seen: consecutive rows mostly share it.
+struct DateCache {
+    date: [u8; 10],
+    days: i64,
+}
+
+impl DateCache {
+    fn new() -> Self {
+        DateCache {
+            date: [0; 10],
+            days: 0,
+        }
+    }
+}
+
+#[inline]
+fn fast_ts(line: &[u8], dates: &mut DateCache) -> Option<(i64, usize)> {
+    if line.len() > 20
+        && line[19] == b'Z'
+        && line[20] == b','
+        && line[10] == b'T'
+        && line[13] == b':'
+        && line[16] == b':'
+    {
+        let b = &line[..19];
         let d = |i: usize| -> Option<i64> {
             let x = b[i].wrapping_sub(b'0');
             (x < 10).then_some(x as i64)
         };
         let two = |i: usize| -> Option<i64> { Some(d(i)? * 10 + d(i + 1)?) };
-        let year = two(0)? * 100 + two(2)?;
-        let (month, day, hh, mm, ss) = (two(5)?, two(8)?, two(11)?, two(14)?, two(17)?);
-        let t = civil_to_unix(year, month, day, hh, mm, ss)?;
-        return Some((t, 19 + 1));
+        let days = if b[..10] == dates.date {
+            dates.days
+        } else {
+            if b[4] != b'-' || b[7] != b'-' {
+                return None;
+            }
+            let year = two(0)? * 100 + two(2)?;
+            let (month, day) = (two(5)?, two(8)?);
+            if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+                return None;
+            }
+            let days = days_from_civil(year, month, day);
+            dates.date.copy_from_slice(&b[..10]);
+            dates.days = days;
+            days
+        };
+        let (hh, mm, ss) = (two(11)?, two(14)?, two(17)?);
+        if hh > 23 || mm > 59 || ss > 59 {
+            return None;
+        }
+        return Some((days * 86_400 + hh * 3600 + mm * 60 + ss, 20));
     }
     // Integer Unix time.
     let mut pos = 0;
@@ -1130,13 +1247,38 @@ mod tests {
             "2024-01-01T00:00:00Z,1e2,2.5E2,5e1,1.5e2,0",
             "2024-01-01T00:00:00Z,-1,2,0.5,1.5,10",
         ] {
-            let fast = parse_row_fast(line.as_bytes(), 6).expect("fast path takes it");
+            let fast = parse_row_fast(line.as_bytes(), 6, &mut DateCache::new())
+                .expect("fast path takes it");
             let slow = parse_row_slow(line.as_bytes(), 6)
                 .map_err(|b| b.message)
                 .expect("slow path takes it");
             assert_eq!(fast, slow, "{line}");
         }
-        assert!(parse_row_fast(b" 2024-01-01T00:00:00Z,1,2,0.5,1.5,10", 6).is_none());
+        assert!(parse_row_fast(
+            b" 2024-01-01T00:00:00Z,1,2,0.5,1.5,10",
+            6,
+            &mut DateCache::new()
+        )
+        .is_none());
+        for x in [
+            "0",
+            "1",
+            "-2.5",
+            "30016.42",
+            "0.34699028",
+            "123456789012345",
+            "0.1",
+            "9.999999999999999",
+            "1e5",
+            "1.",
+            ".5",
+        ] {
+            let want = x.parse::<f64>().ok();
+            let got = fast_decimal(x.as_bytes())
+                .filter(|&(_, n)| n == x.len())
+                .map(|(v, _)| v);
+            assert!(got.is_none() || got == want, "{x}: {got:?} vs {want:?}");
+        }
         assert!(parse_row_slow(b" 2024-01-01T00:00:00Z, 1 ,\"2\",0.5,1.5,10", 6).is_ok());
     }
 
