@@ -327,12 +327,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if t.max_features > crate::features::FEATURE_COUNT {
+        if t.max_features > crate::features::N_FEATURES {
             return Err(Error::config(
                 "training.max_features",
                 format!(
                     "must be at most {} (0 = sqrt)",
-                    crate::features::FEATURE_COUNT
+                    crate::features::N_FEATURES
                 ),
             ));
         }

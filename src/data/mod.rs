@@ -8,7 +8,9 @@ pub mod load;
 pub mod resample;
 pub mod synthetic;
 
-pub use load::{load_csv, LoadOptions, LoadReport, OnBadRow};
+pub use load::{
+    load_csv, parse_csv, save_csv, write_csv, FileFormat, LoadOptions, LoadReport, OnBadRow,
+};
 pub use resample::{resample, Timeframe};
 pub use synthetic::{generate, SyntheticParams};
 

@@ -1,4 +1,11 @@
-//! (being written)
+//! Resampling 1-minute bars to coarser timeframes.
+//!
+//! The analyst models train on 5m, 15m and 1h bars built from the same 1m file, exactly as the golden
+//! vectors in `tests/data/vectors/` define it: buckets aligned to UTC multiples of the timeframe
+//! (`floor(ts / tf) * tf`, `div_euclid` so times before 1970 bucket correctly), labelled by their
+//! start; open = first, high = max, low = min, close = last, volume = sum; a bucket without bars is
+//! dropped (no filling) and a partial last bucket is kept. One pass, O(n), no allocation beyond the
+//! output.
 use serde::{Deserialize, Serialize};
 /// A bar timeframe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -47,7 +54,132 @@ impl std::fmt::Display for Timeframe {
         f.write_str(self.as_str())
     }
 }
-/// Resamples 1m bars.
-pub fn resample(bars: &super::Bars, _tf: Timeframe) -> super::Bars {
-    bars.clone()
+/// Resamples `bars` (strictly increasing timestamps, normally 1m) into `tf` buckets.
+///
+/// [`Timeframe::M1`] returns a clone. Input that is already coarser than `tf` passes through
+/// bucket by bucket with the same rules.
+pub fn resample(bars: &super::Bars, tf: Timeframe) -> super::Bars {
+    if tf == Timeframe::M1 {
+        return bars.clone();
+    }
+    let step = tf.seconds();
+    let n = bars.len();
+    let mut out = super::Bars::with_capacity(n / (step / 60).max(1) as usize + 2);
+    let mut i = 0;
+    while i < n {
+        let bucket = bars.ts[i].div_euclid(step) * step;
+        let end = bucket.saturating_add(step);
+        let open = bars.open[i];
+        let (mut high, mut low, mut close, mut volume) =
+            (bars.high[i], bars.low[i], bars.close[i], bars.volume[i]);
+        i += 1;
+        while i < n && bars.ts[i] < end {
+            high = high.max(bars.high[i]);
+            low = low.min(bars.low[i]);
+            close = bars.close[i];
+            volume += bars.volume[i];
+            i += 1;
+        }
+        out.push(bucket, open, high, low, close, volume);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Bars;
+
+    fn naive(bars: &Bars, step: i64) -> Bars {
+        // Reference: group by bucket with a map.
+        let mut groups: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+        for (i, t) in bars.ts.iter().enumerate() {
+            groups.entry(t.div_euclid(step) * step).or_default().push(i);
+        }
+        let mut out = Bars::default();
+        for (b, idx) in groups {
+            let hi = idx.iter().map(|&i| bars.high[i]).fold(f64::MIN, f64::max);
+            let lo = idx.iter().map(|&i| bars.low[i]).fold(f64::MAX, f64::min);
+            let vol = idx.iter().map(|&i| bars.volume[i]).sum();
+            out.push(
+                b,
+                bars.open[idx[0]],
+                hi,
+                lo,
+                bars.close[*idx.last().unwrap()],
+                vol,
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn matches_reference_with_gaps_and_negative_times() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut bars = Bars::default();
+        let mut t = -7_200i64 - 60 * 13;
+        for _ in 0..5_000 {
+            t += 60 * rng.gen_range(1..40);
+            let o: f64 = rng.gen_range(90.0..110.0);
+            let c: f64 = rng.gen_range(90.0..110.0);
+            bars.push(
+                t,
+                o,
+                o.max(c) + rng.gen_range(0.0..1.0),
+                o.min(c) - rng.gen_range(0.0..1.0),
+                c,
+                rng.gen_range(0.0..5.0),
+            );
+        }
+        for tf in Timeframe::ALL {
+            let got = resample(&bars, tf);
+            let want = naive(&bars, tf.seconds());
+            assert_eq!(got.ts, want.ts, "{tf}");
+            assert_eq!(
+                (&got.open, &got.high, &got.low, &got.close),
+                (&want.open, &want.high, &want.low, &want.close),
+                "{tf}"
+            );
+            for (a, b) in got.volume.iter().zip(&want.volume) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                    "{tf}: {a} vs {b}"
+                );
+            }
+            assert!(got.ts.iter().all(|t| t.rem_euclid(tf.seconds()) == 0));
+        }
+        assert_eq!(resample(&bars, Timeframe::M1), bars);
+    }
+
+    #[test]
+    fn partial_last_bucket_and_empty_input() {
+        let mut bars = Bars::default();
+        for i in 0..7 {
+            bars.push(
+                3_600 + 60 * i,
+                1.0 + i as f64,
+                2.0 + i as f64,
+                0.5,
+                1.5 + i as f64,
+                1.0,
+            );
+        }
+        let r = resample(&bars, Timeframe::M5);
+        assert_eq!(r.ts, vec![3_600, 3_900]);
+        assert_eq!(r.open, vec![1.0, 6.0]);
+        assert_eq!(r.high, vec![6.0, 8.0]);
+        assert_eq!(r.close, vec![5.5, 7.5]);
+        assert_eq!(r.volume, vec![5.0, 2.0]);
+        assert!(resample(&Bars::default(), Timeframe::H1).is_empty());
+    }
+
+    #[test]
+    fn timeframe_names() {
+        for tf in Timeframe::ALL {
+            assert_eq!(Timeframe::parse(tf.as_str()), Some(tf));
+            assert_eq!(serde_json::to_string(&tf).unwrap(), format!("\"{tf}\""));
+        }
+        assert_eq!(Timeframe::parse("2h"), None);
+    }
 }
