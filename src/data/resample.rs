@@ -72,12 +72,18 @@ pub fn resample(bars: &super::Bars, tf: Timeframe) -> super::Bars {
         let open = bars.open[i];
         let (mut high, mut low, mut close, mut volume) =
             (bars.high[i], bars.low[i], bars.close[i], bars.volume[i]);
+        // Kahan-compensated volume sum, in pandas' order (`groupby(...).sum()` compensates too),
+        // so resampled volumes are bit-identical to the reference's.
+        let mut compensation = 0.0;
         i += 1;
         while i < n && bars.ts[i] < end {
             high = high.max(bars.high[i]);
             low = low.min(bars.low[i]);
             close = bars.close[i];
-            volume += bars.volume[i];
+            let y = bars.volume[i] - compensation;
+            let t = volume + y;
+            compensation = (t - volume) - y;
+            volume = t;
             i += 1;
         }
         out.push(bucket, open, high, low, close, volume);

@@ -22,53 +22,11 @@ fn parse_iso(s: &str) -> i64 {
         .timestamp()
 }
 
-/// Test-only CSV reader for `timestamp,open,high,low,close,volume` (the real loader is
-/// `trainer::data::load_csv`).
+/// Loads a bars file with the real loader.
 fn read_bars_csv(path: &Path) -> Bars {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut bars = Bars::default();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        assert_eq!(f.len(), 6, "{}:{}", path.display(), i + 1);
-        let num = |k: usize| -> f64 { f[k].parse().unwrap_or_else(|e| panic!("{line}: {e}")) };
-        bars.push(parse_iso(f[0]), num(1), num(2), num(3), num(4), num(5));
-    }
-    bars
-}
-
-/// TEST-ONLY stand-in for `trainer::data::resample`, to be swapped for it once it exists:
-/// buckets `floor(ts / tf) * tf`, open = first, high = max, low = min, close = last,
-/// volume = sum; buckets without bars do not appear. The volume sum is Kahan-compensated in
-/// pandas' order (`groupby(...).sum()`), which makes resampled volumes bit-identical to the
-/// reference's.
-fn test_only_bucket_resample(bars: &Bars, tf_secs: i64) -> Bars {
-    let mut out = Bars::default();
-    let mut compensation = 0.0;
-    for i in 0..bars.len() {
-        let bucket = bars.ts[i].div_euclid(tf_secs) * tf_secs;
-        if out.ts.last() == Some(&bucket) {
-            let k = out.len() - 1;
-            out.high[k] = out.high[k].max(bars.high[i]);
-            out.low[k] = out.low[k].min(bars.low[i]);
-            out.close[k] = bars.close[i];
-            let y = bars.volume[i] - compensation;
-            let t = out.volume[k] + y;
-            compensation = t - out.volume[k] - y;
-            out.volume[k] = t;
-        } else {
-            // A group starts from 0.0 with no compensation; 0 + v is exact.
-            compensation = 0.0;
-            out.push(
-                bucket,
-                bars.open[i],
-                bars.high[i],
-                bars.low[i],
-                bars.close[i],
-                bars.volume[i],
-            );
-        }
-    }
-    out
+    trainer::data::load_csv(path, &trainer::data::LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0
 }
 
 struct Golden {
@@ -112,11 +70,11 @@ fn read_golden(path: &Path) -> Golden {
 /// Compares one input at one timeframe with its golden file; returns (values, bit-identical values).
 fn check(input: &str, tf_name: &str, tf_secs: i64) -> (usize, usize) {
     let bars_1m = read_bars_csv(&repo_path(input));
-    let bars = if tf_secs == 60 {
-        bars_1m
-    } else {
-        test_only_bucket_resample(&bars_1m, tf_secs)
-    };
+    let tf = trainer::data::Timeframe::ALL
+        .into_iter()
+        .find(|t| t.seconds() == tf_secs)
+        .expect("timeframe");
+    let bars = trainer::data::resample(&bars_1m, tf);
     let stem = Path::new(input)
         .file_stem()
         .and_then(|s| s.to_str())
