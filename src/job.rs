@@ -17,7 +17,8 @@ use crate::features::{self, FEATURE_NAMES};
 use crate::models::boosting::GradientBoostingParams;
 use crate::models::bundle::{FittedModel, ModelBundle};
 use crate::models::evaluate::{evaluate, CvReport, EvalConfig};
-use crate::models::forest::RandomForestParams;
+use crate::models::forest::{MaxFeatures, RandomForestParams};
+use linfa::ParamGuard;
 use crate::models::linfa_forest::LinfaForestParams;
 use crate::models::metrics::Metrics;
 
@@ -263,25 +264,34 @@ fn fit_one(
     cancel: &AtomicBool,
 ) -> Result<FittedModel> {
     let _ = cancel;
+    let labels: Vec<bool> = y.iter().map(|&v| v == 1).collect();
     match (spec.family, p.backend) {
         (Family::Analyst, Backend::Histogram) => {
+            let max_features = match p.max_features {
+                0 => MaxFeatures::Sqrt,
+                n => MaxFeatures::Count(n),
+            };
             let params = RandomForestParams::new()
                 .n_estimators(p.n_estimators)
-                .max_depth(p.max_depth)
+                .max_depth(Some(p.max_depth))
                 .min_samples_leaf(p.min_samples_leaf)
-                .max_features(if p.max_features == 0 { None } else { Some(p.max_features) })
+                .max_features(max_features)
                 .seed(p.random_state)
-                .n_threads(threads);
-            let m = crate::models::forest::fit_with_progress(&params, x, y, progress)?;
+                .n_threads(threads)
+                .check()?;
+            let m = params.fit_arrays_with_progress(x, &labels, progress)?;
             Ok(FittedModel::Forest(m))
         }
         (Family::Analyst, Backend::Linfa) => {
             let params = LinfaForestParams {
                 n_estimators: p.n_estimators,
-                max_depth: p.max_depth,
+                max_depth: Some(p.max_depth),
+                min_samples_leaf: p.min_samples_leaf,
                 seed: p.random_state,
+                n_threads: threads,
                 ..LinfaForestParams::default()
-            };
+            }
+            .check()?;
             let m = crate::models::linfa_forest::LinfaForest::fit(&params, x, y)?;
             progress(p.n_estimators);
             Ok(FittedModel::Linfa(m))
@@ -296,15 +306,15 @@ fn fit_one(
                 .min_samples_leaf(p.gb_min_samples_leaf)
                 .lambda_l2(p.lambda_l2)
                 .subsample(p.subsample)
-                .early_stopping_rounds(if p.early_stopping_rounds == 0 {
-                    None
-                } else {
-                    Some(p.early_stopping_rounds)
+                .early_stopping_rounds(match p.early_stopping_rounds {
+                    0 => None,
+                    n => Some(n),
                 })
                 .validation_fraction(p.validation_fraction)
                 .seed(p.random_state)
-                .n_threads(threads);
-            let m = crate::models::boosting::fit_with_progress(&params, x, y, progress)?;
+                .n_threads(threads)
+                .check()?;
+            let m = params.fit_arrays_with_progress(x, &labels, progress)?;
             Ok(FittedModel::Boosting(m))
         }
     }

@@ -110,7 +110,13 @@ impl ModelBundle {
         }
         let b: ModelBundle = ciborium::from_reader(bytes)
             .map_err(|e| Error::Decode(format!("model bundle: {e}")))?;
-        if b.feature_names.len() != b.model.n_features() || b.feature_names.len() > MAX_FEATURES {
+        if let FittedModel::Linfa(m) = &b.model {
+            m.validate()?;
+        }
+        if b.feature_names.len() != b.model.n_features()
+            || b.scaler.n_features() != b.model.n_features()
+            || b.feature_names.len() > MAX_FEATURES
+        {
             return Err(Error::Decode(format!(
                 "model bundle: {} feature names for a model of {} features",
                 b.feature_names.len(),
@@ -131,7 +137,7 @@ impl ModelBundle {
         }
         let mut buf = [0.0f64; MAX_FEATURES];
         let scaled = &mut buf[..n];
-        self.scaler.transform_row(row, scaled);
+        self.scaler.transform_row(row, scaled)?;
         Ok(self.model.predict_proba_row(scaled))
     }
 }
