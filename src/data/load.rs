@@ -20,6 +20,9 @@ pub struct LoadOptions {
 #[derive(Clone, Debug, Default)]
 pub struct LoadReport;
 /// Loads a CSV.
-pub fn load_csv(path: &std::path::Path, _opts: &LoadOptions) -> crate::Result<(super::Bars, LoadReport)> {
+pub fn load_csv(
+    path: &std::path::Path,
+    _opts: &LoadOptions,
+) -> crate::Result<(super::Bars, LoadReport)> {
     Err(crate::Error::Data(format!("not yet: {}", path.display())))
 }
