@@ -329,7 +329,7 @@ fn sigmoid(s: f64) -> f64 {
 #[inline]
 fn log_loss(s: f64, y: bool) -> f64 {
     let e = (-s.abs()).exp();
-    s.max(0.0) + e.ln_1p() - if y { s } else { 0.0 }
+    s.max(0.0) + (1.0 + e).ln() - if y { s } else { 0.0 }
 }
 
 /// Gradient pairs of all rows at `scores`; returns the mean log-loss at `scores`.
@@ -342,7 +342,7 @@ fn gradients(scores: &[f64], y: &[bool], out: &mut [GradPair]) -> f64 {
         } else {
             e / (1.0 + e)
         };
-        loss += s.max(0.0) + e.ln_1p() - if yi { s } else { 0.0 };
+        loss += s.max(0.0) + (1.0 + e).ln() - if yi { s } else { 0.0 };
         *o = GradPair {
             g: p - f64::from(u8::from(yi)),
             h: (p * (1.0 - p)).max(1e-16),

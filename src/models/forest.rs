@@ -16,7 +16,7 @@ use linfa::dataset::{AsSingleTargets, DatasetBase};
 use linfa::traits::{Fit, PredictInplace};
 use linfa::ParamGuard;
 use ndarray::{Array1, ArrayBase, ArrayView2, Data, Ix2};
-use rand::{Rng, SeedableRng};
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -419,7 +419,9 @@ impl RandomForestValidParams {
         if self.bootstrap {
             counts.fill(0);
             for _ in 0..n {
-                counts[rng.gen_range(0..n)] += 1;
+                // Multiply-shift draw in 0..n (bias below n / 2^64, negligible).
+                let k = ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize;
+                counts[k] += 1;
             }
         } else {
             counts.fill(1);
@@ -549,6 +551,7 @@ mod tests {
     use super::*;
     use linfa::Dataset;
     use ndarray::Array2;
+    use rand::Rng;
 
     fn data(n: usize, seed: u64) -> (Array2<f64>, Vec<bool>) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

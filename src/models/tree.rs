@@ -85,7 +85,9 @@ impl Tree {
                 return n.value;
             }
             let x = row.get(n.feature as usize).copied().unwrap_or(f64::NAN);
-            i = n.left as usize + usize::from(!(x <= n.value));
+            // NaN compares false: it goes right.
+            let go_left = x <= n.value;
+            i = n.left as usize + usize::from(!go_left);
         }
     }
 
@@ -224,6 +226,8 @@ pub(crate) struct Learner {
     scratch_gh: Vec<GradPair>,
     candidates: Vec<Candidate>,
     features: Vec<usize>,
+    /// Number of features drawn for the current split (`features[..drawn]`).
+    drawn: usize,
     /// After [`Learner::grow`]: the leaves and their row ranges.
     pub leaves: Vec<LeafRange>,
     /// After [`Learner::grow`]: per node, the split bin (internal nodes).
@@ -244,6 +248,7 @@ impl Learner {
             scratch_gh: Vec::new(),
             candidates: Vec::new(),
             features: (0..n_features).collect(),
+            drawn: n_features,
             leaves: Vec::new(),
             split_bins: Vec::new(),
         };
@@ -297,6 +302,10 @@ impl Learner {
         self.candidates.clear();
         self.leaves.clear();
         self.split_bins.clear();
+        // The feature draws of a tree depend on its rng only, not on earlier trees.
+        for (i, f) in self.features.iter_mut().enumerate() {
+            *f = i;
+        }
         let mut nodes = vec![Node {
             value: 0.0,
             feature: 0,
@@ -312,10 +321,15 @@ impl Learner {
             root.h += gp.h;
         }
         let mut sums_of = vec![root];
+        // With few features per split (a forest's sqrt), building each node's histogram for its
+        // drawn features only (n·k per level) is cheaper than building the smaller child for
+        // all features and subtracting (n/2·F per level, plus the subtraction).
+        let direct = 2 * p.features_per_split <= self.n_features;
         if splittable(&root, 0, p) {
             let slot = self.alloc();
-            self.build_hist(data, slot, 0, n, n_threads);
-            self.consider(data, p, rng, 0, 0, n, 0, slot, root);
+            self.draw_features(p, rng);
+            self.build_hist(data, slot, 0, n, direct, n_threads);
+            self.consider(data, p, 0, 0, n, 0, slot, root);
         } else {
             self.leaves.push(LeafRange {
                 node: 0,
@@ -388,6 +402,27 @@ impl Learner {
                 });
                 continue;
             }
+            if direct {
+                self.free.push(c.slot);
+                for (ok, id, start, end, sums) in [
+                    (r_ok, l_id + 1, mid, c.end, right),
+                    (l_ok, l_id, c.start, mid, left),
+                ] {
+                    if ok {
+                        let slot = self.alloc();
+                        self.draw_features(p, rng);
+                        self.build_hist(data, slot, start, end, true, n_threads);
+                        self.consider(data, p, id, start, end, depth, slot, sums);
+                    } else {
+                        self.leaves.push(LeafRange {
+                            node: id,
+                            start,
+                            end,
+                        });
+                    }
+                }
+                continue;
+            }
             // Build the smaller child, derive the larger from the parent's slot.
             let small_is_left = left.n <= right.n;
             let small = self.alloc();
@@ -396,7 +431,7 @@ impl Learner {
             } else {
                 (mid, c.end)
             };
-            self.build_hist(data, small, ss, se, n_threads);
+            self.build_hist(data, small, ss, se, false, n_threads);
             self.subtract(data, c.slot, small);
             let (l_slot, r_slot) = if small_is_left {
                 (small, c.slot)
@@ -409,7 +444,8 @@ impl Learner {
                 (l_ok, l_id, c.start, mid, l_slot, left),
             ] {
                 if ok {
-                    self.consider(data, p, rng, id, start, end, depth, slot, sums);
+                    self.draw_features(p, rng);
+                    self.consider(data, p, id, start, end, depth, slot, sums);
                 } else {
                     self.free.push(slot);
                     self.leaves.push(LeafRange {
@@ -454,22 +490,10 @@ impl Learner {
         Tree { nodes }
     }
 
-    /// Finds the best split of a node whose histogram is in `slot`: if any, the node becomes a
-    /// candidate, otherwise a leaf (and the slot is released).
-    #[allow(clippy::too_many_arguments)]
-    fn consider<R: Rng>(
-        &mut self,
-        data: &BinnedMatrix,
-        p: &GrowParams,
-        rng: &mut R,
-        node: u32,
-        start: usize,
-        end: usize,
-        depth: usize,
-        slot: usize,
-        sums: Sums,
-    ) {
+    /// Draws the features of the next split into `features[..features_per_split]`.
+    fn draw_features<R: Rng>(&mut self, p: &GrowParams, rng: &mut R) {
         let k = p.features_per_split.min(self.n_features);
+        self.drawn = k;
         if k < self.n_features {
             // Partial Fisher-Yates: the first k entries are a uniform draw without replacement.
             for i in 0..k {
@@ -477,6 +501,23 @@ impl Learner {
                 self.features.swap(i, j);
             }
         }
+    }
+
+    /// Finds the best split (among the drawn features) of a node whose histogram is in `slot`: if any, the node becomes a
+    /// candidate, otherwise a leaf (and the slot is released).
+    #[allow(clippy::too_many_arguments)]
+    fn consider(
+        &mut self,
+        data: &BinnedMatrix,
+        p: &GrowParams,
+        node: u32,
+        start: usize,
+        end: usize,
+        depth: usize,
+        slot: usize,
+        sums: Sums,
+    ) {
+        let k = self.drawn;
         let hist = &self.pool
             [slot * self.n_features * SLOT_BINS..(slot + 1) * self.n_features * SLOT_BINS];
         let parent = score(sums.g, sums.h, p.lambda);
@@ -545,36 +586,44 @@ impl Learner {
         let gh = &mut self.gh[start..end];
         let (si, sg) = (&mut self.scratch_idx[..], &mut self.scratch_gh[..]);
         let (mut w, mut r) = (0usize, 0usize);
+        // Branchless: every row is written to both sides, the cursors advance by the test.
         for k in 0..idx.len() {
             let (row, g) = (idx[k], gh[k]);
-            if col[row as usize] <= bin {
-                idx[w] = row;
-                gh[w] = g;
-                w += 1;
-            } else {
-                si[r] = row;
-                sg[r] = g;
-                r += 1;
-            }
+            let left = col[row as usize] <= bin;
+            idx[w] = row;
+            gh[w] = g;
+            si[r] = row;
+            sg[r] = g;
+            w += usize::from(left);
+            r += usize::from(!left);
         }
         idx[w..].copy_from_slice(&si[..r]);
         gh[w..].copy_from_slice(&sg[..r]);
         start + w
     }
 
-    /// Histogram of rows `start..end` for every feature into `slot`.
+    /// Histogram of rows `start..end` into `slot`: for every feature, or only for the drawn
+    /// features (`drawn_only`, single-threaded).
     fn build_hist(
         &mut self,
         data: &BinnedMatrix,
         slot: usize,
         start: usize,
         end: usize,
+        drawn_only: bool,
         n_threads: usize,
     ) {
         let f_len = self.n_features * SLOT_BINS;
         let hist = &mut self.pool[slot * f_len..(slot + 1) * f_len];
         let idx = &self.idx[start..end];
         let gh = &self.gh[start..end];
+        if drawn_only {
+            for &f in &self.features[..self.drawn] {
+                let h = &mut hist[f * SLOT_BINS..(f + 1) * SLOT_BINS];
+                feature_hist(h, data.column(f), data.n_bins(f), idx, gh);
+            }
+            return;
+        }
         let threads = if idx.len() * self.n_features >= PAR_MIN_WORK {
             n_threads.min(self.n_features)
         } else {
