@@ -332,8 +332,47 @@ fn log_loss(s: f64, y: bool) -> f64 {
     s.max(0.0) + (1.0 + e).ln() - if y { s } else { 0.0 }
 }
 
-/// Gradient pairs of all rows at `scores`; returns the mean log-loss at `scores`.
-fn gradients(scores: &[f64], y: &[bool], out: &mut [GradPair]) -> f64 {
+/// Rows per gradient chunk: the loss is summed per chunk, then over chunks in order, so it
+/// does not depend on the number of threads.
+const GRAD_CHUNK: usize = 1 << 14;
+
+/// Gradient pairs of all rows at `scores` (on up to `n_threads` threads); returns the mean
+/// log-loss at `scores`.
+fn gradients(scores: &[f64], y: &[bool], out: &mut [GradPair], n_threads: usize) -> f64 {
+    let chunks = scores.len().div_ceil(GRAD_CHUNK);
+    let mut partial = vec![0.0; chunks];
+    let threads = n_threads.clamp(1, chunks.max(1));
+    let per = chunks.div_ceil(threads).max(1);
+    let run = |part: &mut [f64], sc: &[f64], ys: &[bool], os: &mut [GradPair]| {
+        for (((p, s), ys), os) in part
+            .iter_mut()
+            .zip(sc.chunks(GRAD_CHUNK))
+            .zip(ys.chunks(GRAD_CHUNK))
+            .zip(os.chunks_mut(GRAD_CHUNK))
+        {
+            *p = gradient_chunk(s, ys, os);
+        }
+    };
+    let rows = per * GRAD_CHUNK;
+    std::thread::scope(|sc| {
+        let mut work = partial
+            .chunks_mut(per)
+            .zip(scores.chunks(rows))
+            .zip(y.chunks(rows))
+            .zip(out.chunks_mut(rows));
+        let first = work.next();
+        for (((part, s), ys), os) in work {
+            sc.spawn(move || run(part, s, ys, os));
+        }
+        if let Some((((part, s), ys), os)) = first {
+            run(part, s, ys, os);
+        }
+    });
+    partial.iter().sum::<f64>() / scores.len() as f64
+}
+
+/// Gradient pairs of one chunk; returns the summed log-loss.
+fn gradient_chunk(scores: &[f64], y: &[bool], out: &mut [GradPair]) -> f64 {
     let mut loss = 0.0;
     for ((o, &s), &yi) in out.iter_mut().zip(scores).zip(y) {
         let e = (-s.abs()).exp();
@@ -348,7 +387,7 @@ fn gradients(scores: &[f64], y: &[bool], out: &mut [GradPair]) -> f64 {
             h: (p * (1.0 - p)).max(1e-16),
         };
     }
-    loss / scores.len() as f64
+    loss
 }
 
 /// Leaf value of training row `row` walking the binned matrix with the split bins.
@@ -444,7 +483,7 @@ impl GradientBoostingValidParams {
         let mut valid_loss = Vec::new();
         let mut best = (f64::INFINITY, 0usize);
         for round in 0..self.n_estimators {
-            let loss = gradients(&scores, y_train, &mut gh);
+            let loss = gradients(&scores, y_train, &mut gh, self.n_threads);
             if round > 0 {
                 train_loss.push(loss);
             }
@@ -507,7 +546,7 @@ impl GradientBoostingValidParams {
                 }
             }
         }
-        train_loss.push(gradients(&scores, y_train, &mut gh));
+        train_loss.push(gradients(&scores, y_train, &mut gh, self.n_threads));
         if self.early_stopping_rounds.is_some() {
             trees.truncate(best.1 + 1);
             tree_gains.truncate(best.1 + 1);

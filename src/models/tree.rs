@@ -136,7 +136,7 @@ struct Bin {
 const SLOT_BINS: usize = 256;
 
 /// Below this many (rows × features) a histogram is built on the calling thread only.
-const PAR_MIN_WORK: usize = 1 << 16;
+const PAR_MIN_WORK: usize = 1 << 15;
 
 /// Order in which candidate leaves are expanded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -425,6 +425,37 @@ impl Learner {
             }
             // Build the smaller child, derive the larger from the parent's slot.
             let small_is_left = left.n <= right.n;
+            if p.features_per_split >= self.n_features {
+                let small = self.alloc();
+                let l = (l_id, c.start, mid, left, l_ok);
+                let r = (l_id + 1, mid, c.end, right, r_ok);
+                let ((s_id, ss, se, s_sums, s_ok), (g_id, gs, ge, g_sums, g_ok)) =
+                    if small_is_left { (l, r) } else { (r, l) };
+                let (s_best, g_best) = self.children_step(
+                    data,
+                    p,
+                    (small, ss, se, s_sums, s_ok),
+                    c.slot,
+                    (g_sums, g_ok),
+                    n_threads,
+                );
+                for (ok, id, start, end, slot, sums, best) in [
+                    (s_ok, s_id, ss, se, small, s_sums, s_best),
+                    (g_ok, g_id, gs, ge, c.slot, g_sums, g_best),
+                ] {
+                    if ok {
+                        self.settle(id, start, end, depth, slot, sums, best);
+                    } else {
+                        self.free.push(slot);
+                        self.leaves.push(LeafRange {
+                            node: id,
+                            start,
+                            end,
+                        });
+                    }
+                }
+                continue;
+            }
             let small = self.alloc();
             let (ss, se) = if small_is_left {
                 (c.start, mid)
@@ -517,43 +548,29 @@ impl Learner {
         slot: usize,
         sums: Sums,
     ) {
-        let k = self.drawn;
-        let hist = &self.pool
-            [slot * self.n_features * SLOT_BINS..(slot + 1) * self.n_features * SLOT_BINS];
+        let f_len = self.n_features * SLOT_BINS;
+        let hist = &self.pool[slot * f_len..(slot + 1) * f_len];
         let parent = score(sums.g, sums.h, p.lambda);
         let mut best: Option<Split> = None;
-        for &f in &self.features[..k] {
-            let nb = data.n_bins(f);
-            if nb < 2 {
-                continue;
-            }
-            let fh = &hist[f * SLOT_BINS..f * SLOT_BINS + nb];
-            let mut acc = Sums::default();
-            for (b, bin) in fh[..nb - 1].iter().enumerate() {
-                acc.g += bin.g;
-                acc.h += bin.h;
-                acc.n += bin.n;
-                if acc.n < p.min_samples_leaf || acc.h < p.min_child_weight {
-                    continue;
-                }
-                let (nr, hr) = (sums.n - acc.n, sums.h - acc.h);
-                if nr < p.min_samples_leaf || hr < p.min_child_weight {
-                    break;
-                }
-                let gain =
-                    score(acc.g, acc.h, p.lambda) + score(sums.g - acc.g, hr, p.lambda) - parent;
-                if gain > MIN_GAIN
-                    && best.is_none_or(|s| gain > s.gain || (gain == s.gain && f < s.feature))
-                {
-                    best = Some(Split {
-                        feature: f,
-                        bin: b as u8,
-                        gain,
-                        left: acc,
-                    });
-                }
-            }
+        for &f in &self.features[..self.drawn] {
+            let fh = &hist[f * SLOT_BINS..(f + 1) * SLOT_BINS];
+            best = better(best, best_split(fh, data.n_bins(f), f, &sums, parent, p));
         }
+        self.settle(node, start, end, depth, slot, sums, best);
+    }
+
+    /// Makes a node a candidate (with its best split) or a leaf (releasing its slot).
+    #[allow(clippy::too_many_arguments)]
+    fn settle(
+        &mut self,
+        node: u32,
+        start: usize,
+        end: usize,
+        depth: usize,
+        slot: usize,
+        sums: Sums,
+        best: Option<Split>,
+    ) {
         match best {
             Some(split) => self.candidates.push(Candidate {
                 node,
@@ -569,6 +586,94 @@ impl Learner {
                 self.leaves.push(LeafRange { node, start, end });
             }
         }
+    }
+
+    /// All features, in parallel over feature groups: builds the small child's histogram into
+    /// `small`, turns `parent` into the large child's by subtraction, and finds the best split
+    /// of each child that is to be split. Returns (small's split, large's split).
+    #[allow(clippy::too_many_arguments)]
+    fn children_step(
+        &mut self,
+        data: &BinnedMatrix,
+        p: &GrowParams,
+        small: (usize, usize, usize, Sums, bool),
+        parent: usize,
+        large: (Sums, bool),
+        n_threads: usize,
+    ) -> (Option<Split>, Option<Split>) {
+        let (slot, start, end, s_sums, s_eval) = small;
+        let (l_sums, l_eval) = large;
+        let nf = self.n_features;
+        let f_len = nf * SLOT_BINS;
+        let (lo, hi) = (parent.min(slot), parent.max(slot));
+        let (a, b) = self.pool.split_at_mut(hi * f_len);
+        let (lo_s, hi_s) = (&mut a[lo * f_len..(lo + 1) * f_len], &mut b[..f_len]);
+        let (par, sm) = if parent < slot {
+            (lo_s, hi_s)
+        } else {
+            (hi_s, lo_s)
+        };
+        let idx = &self.idx[start..end];
+        let gh = &self.gh[start..end];
+        let (s_score, l_score) = (
+            score(s_sums.g, s_sums.h, p.lambda),
+            score(l_sums.g, l_sums.h, p.lambda),
+        );
+        let group = |f0: usize, sm: &mut [Bin], par: &mut [Bin]| {
+            let mut best = (None, None);
+            for (k, (sh, ph)) in sm
+                .chunks_exact_mut(SLOT_BINS)
+                .zip(par.chunks_exact_mut(SLOT_BINS))
+                .enumerate()
+            {
+                let f = f0 + k;
+                let nb = data.n_bins(f);
+                feature_hist(sh, data.column(f), nb, idx, gh);
+                for (x, y) in ph[..nb].iter_mut().zip(&sh[..nb]) {
+                    x.g -= y.g;
+                    x.h -= y.h;
+                    x.n -= y.n;
+                }
+                if s_eval {
+                    best.0 = better(best.0, best_split(sh, nb, f, &s_sums, s_score, p));
+                }
+                if l_eval {
+                    best.1 = better(best.1, best_split(ph, nb, f, &l_sums, l_score, p));
+                }
+            }
+            best
+        };
+        let threads = if idx.len() * nf >= PAR_MIN_WORK {
+            n_threads.min(nf)
+        } else {
+            1
+        };
+        if threads <= 1 {
+            return group(0, sm, par);
+        }
+        let per = nf.div_ceil(threads);
+        let results: Vec<(Option<Split>, Option<Split>)> = std::thread::scope(|sc| {
+            let mut work = sm
+                .chunks_mut(per * SLOT_BINS)
+                .zip(par.chunks_mut(per * SLOT_BINS))
+                .enumerate();
+            let first = work.next();
+            let handles: Vec<_> = work
+                .map(|(c, (s, q))| sc.spawn(move || group(c * per, s, q)))
+                .collect();
+            let mut out = Vec::with_capacity(threads);
+            if let Some((_, (s, q))) = first {
+                out.push(group(0, s, q));
+            }
+            for h in handles {
+                // A panic in a worker is a bug in this module; re-raise it.
+                out.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            }
+            out
+        });
+        results.into_iter().fold((None, None), |acc, r| {
+            (better(acc.0, r.0), better(acc.1, r.1))
+        })
     }
 
     /// Stable in-place partition of rows `start..end` by `bin(feature) <= bin`; returns the
@@ -689,6 +794,63 @@ fn score(g: f64, h: f64, lambda: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// The better of two splits: higher gain, then lower feature (a total order, so the result
+/// does not depend on the order features are examined in).
+#[inline]
+fn better(a: Option<Split>, b: Option<Split>) -> Option<Split> {
+    match (a, b) {
+        (Some(x), Some(y)) => {
+            if y.gain > x.gain || (y.gain == x.gain && y.feature < x.feature) {
+                Some(y)
+            } else {
+                Some(x)
+            }
+        }
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// Best split of feature `f` from its histogram `fh` (first `nb` bins used): the lowest bin
+/// of highest gain, if any valid split gains more than [`MIN_GAIN`].
+#[inline]
+fn best_split(
+    fh: &[Bin],
+    nb: usize,
+    f: usize,
+    sums: &Sums,
+    parent: f64,
+    p: &GrowParams,
+) -> Option<Split> {
+    if nb < 2 {
+        return None;
+    }
+    let mut best: Option<Split> = None;
+    let mut acc = Sums::default();
+    for (b, bin) in fh[..nb - 1].iter().enumerate() {
+        acc.g += bin.g;
+        acc.h += bin.h;
+        acc.n += bin.n;
+        if acc.n < p.min_samples_leaf || acc.h < p.min_child_weight {
+            continue;
+        }
+        let (nr, hr) = (sums.n - acc.n, sums.h - acc.h);
+        if nr < p.min_samples_leaf || hr < p.min_child_weight {
+            break;
+        }
+        let gain = score(acc.g, acc.h, p.lambda) + score(sums.g - acc.g, hr, p.lambda) - parent;
+        if gain > MIN_GAIN && best.is_none_or(|s| gain > s.gain) {
+            best = Some(Split {
+                feature: f,
+                bin: b as u8,
+                gain,
+                left: acc,
+            });
+        }
+    }
+    best
 }
 
 fn splittable(s: &Sums, depth: usize, p: &GrowParams) -> bool {

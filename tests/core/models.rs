@@ -60,8 +60,8 @@ fn forest_is_byte_identical_for_any_thread_count() {
 
 #[test]
 fn boosting_is_byte_identical_for_any_thread_count() {
-    // Enough rows that histograms are really built on several threads.
-    let (x, y) = signal(12_000, 8, 0.5, 2);
+    // Enough rows that histograms and gradient chunks are really spread over several threads.
+    let (x, y) = signal(20_000, 8, 0.5, 2);
     let encode = |t: usize| {
         let p = GradientBoostingParams::new()
             .n_estimators(8)
