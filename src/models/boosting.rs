@@ -362,7 +362,11 @@ fn gradients(scores: &[f64], y: &[bool], out: &mut [GradPair], n_threads: usize)
             .zip(out.chunks_mut(rows));
         let first = work.next();
         for (((part, s), ys), os) in work {
-            sc.spawn(move || run(part, s, ys, os));
+            std::thread::Builder::new()
+                .stack_size(super::tree::WORKER_STACK)
+                .spawn_scoped(sc, move || run(part, s, ys, os))
+                // Like `Scope::spawn`, which panics when the OS refuses a thread.
+                .expect("failed to spawn a gradient worker thread");
         }
         if let Some((((part, s), ys), os)) = first {
             run(part, s, ys, os);

@@ -138,6 +138,9 @@ const SLOT_BINS: usize = 256;
 /// Below this many (rows × features) a histogram is built on the calling thread only.
 const PAR_MIN_WORK: usize = 1 << 15;
 
+/// Stack size of the short-lived histogram workers.
+pub(crate) const WORKER_STACK: usize = 256 * 1024;
+
 /// Order in which candidate leaves are expanded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Growth {
@@ -659,7 +662,15 @@ impl Learner {
                 .enumerate();
             let first = work.next();
             let handles: Vec<_> = work
-                .map(|(c, (s, q))| sc.spawn(move || group(c * per, s, q)))
+                .map(|(c, (s, q))| {
+                    // Small stacks: these workers live for one step, and mapping/unmapping the
+                    // default 2 MiB stack dominates their cost.
+                    std::thread::Builder::new()
+                        .stack_size(WORKER_STACK)
+                        .spawn_scoped(sc, move || group(c * per, s, q))
+                        // Like `Scope::spawn`, which panics when the OS refuses a thread.
+                        .expect("failed to spawn a histogram worker thread")
+                })
                 .collect();
             let mut out = Vec::with_capacity(threads);
             if let Some((_, (s, q))) = first {
