@@ -19,10 +19,22 @@ fn small_config() -> Config {
 fn record(model_id: &str, job_key: &str, seed: u64) -> ModelRecord {
     let cfg = small_config();
     let spec = ModelSpec::parse(model_id).unwrap();
-    let bars = data::generate(&SyntheticParams { n: 6000, seed, ..SyntheticParams::default() });
+    let bars = data::generate(&SyntheticParams {
+        n: 6000,
+        seed,
+        ..SyntheticParams::default()
+    });
     let hash = bars.content_hash();
     let fs = FeatureSet::build(&bars, spec.timeframe, 1, &hash);
-    let t = job::train(spec, &fs, &cfg.training, 1, &|_| {}, &AtomicBool::new(false)).unwrap();
+    let t = job::train(
+        spec,
+        &fs,
+        &cfg.training,
+        1,
+        &|_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap();
     ModelRecord {
         format_version: RECORD_FORMAT_VERSION,
         model_id: model_id.to_string(),
@@ -57,8 +69,24 @@ fn versions_are_numbered_activated_and_never_reused() {
     let store = Store::open(dir.path().join("s")).unwrap();
     let r = record("analyst_1m", "job-a", 1);
     let o1 = store.put_version(r.clone(), 2).unwrap();
-    let o2 = store.put_version(ModelRecord { job_key: "job-b".into(), ..r.clone() }, 2).unwrap();
-    let o3 = store.put_version(ModelRecord { job_key: "job-c".into(), ..r.clone() }, 2).unwrap();
+    let o2 = store
+        .put_version(
+            ModelRecord {
+                job_key: "job-b".into(),
+                ..r.clone()
+            },
+            2,
+        )
+        .unwrap();
+    let o3 = store
+        .put_version(
+            ModelRecord {
+                job_key: "job-c".into(),
+                ..r.clone()
+            },
+            2,
+        )
+        .unwrap();
     assert_eq!((o1.version, o2.version, o3.version), (1, 2, 3));
     assert_eq!(store.active_version("analyst_1m").unwrap(), Some(3));
     // Retention keeps the newest 2.
@@ -92,15 +120,25 @@ fn activation_history_and_rollback_are_auditable_and_keep_the_active_version() {
     let store = Store::open(dir.path().join("s")).unwrap();
     let r = record("analyst_15m", "j1", 3);
     for k in ["j1", "j2", "j3"] {
-        store.put_version(ModelRecord { job_key: k.into(), ..r.clone() }, 10).unwrap();
+        store
+            .put_version(
+                ModelRecord {
+                    job_key: k.into(),
+                    ..r.clone()
+                },
+                10,
+            )
+            .unwrap();
     }
     store.activate("analyst_15m", 1, "activate", 100).unwrap();
     assert_eq!(store.active_version("analyst_15m").unwrap(), Some(1));
     assert_eq!(store.rollback("analyst_15m", 101).unwrap(), 3);
     assert_eq!(store.active_version("analyst_15m").unwrap(), Some(3));
     let h = store.history("analyst_15m").unwrap();
-    let seen: Vec<(u64, Option<u64>, &str)> =
-        h.iter().map(|a| (a.version, a.previous, a.reason.as_str())).collect();
+    let seen: Vec<(u64, Option<u64>, &str)> = h
+        .iter()
+        .map(|a| (a.version, a.previous, a.reason.as_str()))
+        .collect();
     assert_eq!(
         seen,
         vec![
@@ -111,10 +149,21 @@ fn activation_history_and_rollback_are_auditable_and_keep_the_active_version() {
             (3, Some(1), "rollback from 1"),
         ]
     );
-    assert!(store.activate("analyst_15m", 9, "activate", 1).is_err(), "missing version refused");
+    assert!(
+        store.activate("analyst_15m", 9, "activate", 1).is_err(),
+        "missing version refused"
+    );
     // A new version becomes active; retention keeps the newest two, and a rollback skips
     // versions that no longer exist.
-    store.put_version(ModelRecord { job_key: "j4".into(), ..r.clone() }, 2).unwrap();
+    store
+        .put_version(
+            ModelRecord {
+                job_key: "j4".into(),
+                ..r.clone()
+            },
+            2,
+        )
+        .unwrap();
     assert_eq!(store.version_numbers("analyst_15m").unwrap(), vec![3, 4]);
     assert_eq!(store.active_version("analyst_15m").unwrap(), Some(4));
     assert_eq!(store.rollback("analyst_15m", 104).unwrap(), 3);
@@ -125,7 +174,9 @@ fn an_undecodable_record_is_reported_and_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("s")).unwrap();
     store.put_version(record("analyst_5m", "ok", 4), 5).unwrap();
-    store.put_raw_for_tests("analyst_5m", 2, b"\xff\x00 not cbor at all").unwrap();
+    store
+        .put_raw_for_tests("analyst_5m", 2, b"\xff\x00 not cbor at all")
+        .unwrap();
     let listed = store.list("analyst_5m").unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed[0].record.is_ok());
@@ -175,7 +226,10 @@ fn the_format_1_fixture_store_still_loads() {
     std::fs::create_dir_all(dir.path().join("s/blobs")).unwrap();
     let store = Store::open(dir.path().join("s")).unwrap();
     let ids = store.model_ids().unwrap();
-    assert_eq!(ids, vec!["analyst_1h".to_string(), "tactician_1m".to_string()]);
+    assert_eq!(
+        ids,
+        vec!["analyst_1h".to_string(), "tactician_1m".to_string()]
+    );
     for id in &ids {
         let rec = store.active(id).unwrap().expect("active version");
         assert_eq!(rec.format_version, 1);
@@ -186,7 +240,13 @@ fn the_format_1_fixture_store_still_loads() {
         assert_eq!(store.history(id).unwrap().len(), 1);
     }
     let spec = ModelSpec::parse("tactician_1m").unwrap();
-    assert_eq!(spec, ModelSpec { family: Family::Tactician, timeframe: Timeframe::M1 });
+    assert_eq!(
+        spec,
+        ModelSpec {
+            family: Family::Tactician,
+            timeframe: Timeframe::M1
+        }
+    );
 }
 
 /// Writes `tests/data/store_v1`. Run by hand when the fixture must be (re)made:
@@ -197,7 +257,11 @@ fn write_fixture() {
     let dir = fixture_dir();
     let _ = std::fs::remove_dir_all(&dir);
     let store = Store::open(&dir).unwrap();
-    store.put_version(record("analyst_1h", "fixture-1", 11), 5).unwrap();
-    store.put_version(record("tactician_1m", "fixture-2", 12), 5).unwrap();
+    store
+        .put_version(record("analyst_1h", "fixture-1", 11), 5)
+        .unwrap();
+    store
+        .put_version(record("tactician_1m", "fixture-2", 12), 5)
+        .unwrap();
     store.flush().unwrap();
 }
