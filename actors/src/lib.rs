@@ -5,6 +5,7 @@
 //! - [`handle`]: [`TrainerHandle`], the typed API the trading engine embeds.
 //! - [`actors`]: the supervision tree: supervisor, data loader, feature, trainers, persister.
 //! - [`cache`]: the lock-free cache of active models that serves predictions.
+//! - [`protocol`]: the control socket's length-prefixed CBOR frames.
 //! - [`types`]: jobs, events, status: the serializable vocabulary shared with the control socket.
 //! - [`daemon`]: `trainerd`; [`ctl`]: `trainerctl`; [`logging`]: `tracing` set-up.
 //!
@@ -20,6 +21,7 @@ pub mod daemon;
 mod error;
 pub mod handle;
 pub mod logging;
+pub mod protocol;
 pub mod types;
 
 pub use error::Error;

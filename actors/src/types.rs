@@ -64,6 +64,8 @@ pub struct JobOutcome {
     pub cv_std: Option<f64>,
     /// Seconds of the final fit.
     pub fit_seconds: Option<f64>,
+    /// While running: (fit, fits, trees done, trees).
+    pub progress: Option<(usize, usize, usize, usize)>,
 }
 
 /// Something that happened in the tree; delivered to subscribers.

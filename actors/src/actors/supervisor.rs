@@ -1160,6 +1160,7 @@ fn outcome(id: JobId, j: &JobEntry) -> JobOutcome {
         cv_mean: r.map(|r| r.cv.mean),
         cv_std: r.map(|r| r.cv.std),
         fit_seconds: r.map(|r| r.fit_seconds),
+        progress: j.progress.map(|p| (p.stage, p.stages, p.done, p.total)),
     }
 }
 
