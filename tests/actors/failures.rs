@@ -111,6 +111,35 @@ async fn an_error_returned_by_a_fit_is_retried_like_a_panic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_loading_failure_costs_an_attempt_and_is_retried() {
+    let scenario = fail::FailScenario::setup();
+    fail::cfg("loader.read", "1*return(nfs timeout)").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let handle = TrainerHandle::spawn(fast_config(dir.path())).await.unwrap();
+    let jobs = handle.train_all().await.unwrap();
+    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = handle.status().await.unwrap();
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    drop(handle);
+    scenario.teardown();
+    for o in &outcomes {
+        assert_eq!(o.state, JobState::Stored, "{o:?}");
+        assert_eq!(o.attempts, 2, "one attempt lost to the data error: {o:?}");
+    }
+    assert!(
+        status
+            .recent_errors
+            .iter()
+            .any(|e| e.contains("nfs timeout")),
+        "{:?}",
+        status.recent_errors
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_storm_escalates_cleanly_with_the_reason() {
     let scenario = fail::FailScenario::setup();
     fail::cfg("trainer.fit", "panic(always)").unwrap();

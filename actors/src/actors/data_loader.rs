@@ -74,9 +74,12 @@ fn signature(cfg: &DataConfig) -> Option<FileSignature> {
 
 /// Loads the configured data (blocking).
 pub fn load_snapshot(cfg: &DataConfig) -> trainer::Result<Snapshot> {
-    crate::failpoint!("loader.read", |_| Err(trainer::Error::Data(
-        "failpoint loader.read".into()
-    )));
+    crate::failpoint!("loader.read", |arg: Option<String>| Err(
+        trainer::Error::Data(format!(
+            "failpoint loader.read{}",
+            arg.map(|a| format!(": {a}")).unwrap_or_default()
+        ))
+    ));
     let (bars, source) = match cfg.source {
         DataSource::Csv => {
             let (bars, _report) = data::load_csv(

@@ -111,6 +111,8 @@ pub enum SupervisorMsg {
     RestartChild(ChildKind),
     /// Timer: resend a store write.
     RetryStore(JobId),
+    /// Timer: try loading the data again after a failure.
+    RetryData,
     /// Timer: the shutdown grace period is over.
     GraceOver,
     /// Timer: periodic work (data change checks, scheduled retraining).
@@ -139,6 +141,7 @@ impl std::fmt::Debug for SupervisorMsg {
             SupervisorMsg::RestartTrainer(_) => "RestartTrainer",
             SupervisorMsg::RestartChild(_) => "RestartChild",
             SupervisorMsg::RetryStore(_) => "RetryStore",
+            SupervisorMsg::RetryData => "RetryData",
             SupervisorMsg::GraceOver => "GraceOver",
             SupervisorMsg::Tick => "Tick",
         };
@@ -446,6 +449,7 @@ impl Actor for SupervisorActor {
                 dispatch(&myself, state);
             }
             SupervisorMsg::RetryStore(job) => send_store(state, job),
+            SupervisorMsg::RetryData => dispatch(&myself, state),
             SupervisorMsg::GraceOver => grace_over(&myself, state),
             SupervisorMsg::Tick => tick(&myself, state),
         }
@@ -804,16 +808,27 @@ fn data_loaded(
         }
         Err(e) => {
             tracing::error!(error = %e, "data could not be loaded");
-            note_error(state, format!("data: {e}"));
+            let e = if e.starts_with("data: ") {
+                e
+            } else {
+                format!("data: {e}")
+            };
+            note_error(state, e.clone());
             // Every queued job consumes an attempt; those out of attempts fail with the cause.
             let queued: Vec<JobId> = state.queue.drain(..).collect();
             for id in queued {
-                attempt_failed(state, id, format!("data: {e}"));
+                attempt_failed(state, id, e.clone());
             }
-            let retry = state.cfg.supervision.backoff_initial;
+            state.snapshot = None;
             if !state.queue.is_empty() {
-                drop(myself.send_after(retry, || SupervisorMsg::DataChanged));
-                state.snapshot = None;
+                let worst = state
+                    .queue
+                    .iter()
+                    .filter_map(|id| state.jobs.get(id))
+                    .map(|j| j.attempts)
+                    .max();
+                let delay = backoff(&state.cfg, worst.unwrap_or(1));
+                drop(myself.send_after(delay, || SupervisorMsg::RetryData));
             }
             answer_waiters(state);
         }
