@@ -46,9 +46,12 @@ pub struct FitArgs {
     /// Override a `training.*` key, e.g. `--set n_estimators=200` or `--set training.max_depth=6`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Threads for the fit (default: all cores).
+    /// Threads for the fit (default: all cores). The model is identical whatever the count.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Also write the encoded model bundle (scaler + model, CBOR) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
 }
 
 fn parse_timeframe(s: &str) -> Result<Timeframe, String> {
@@ -205,6 +208,10 @@ pub fn fit(cli: &Cli, args: &FitArgs) -> Result<(), Failure> {
     let cancel = AtomicBool::new(false);
     let trained =
         job::train(spec, &fs, &cfg.training, threads, &|_| {}, &cancel).map_err(Failure::failed)?;
+    if let Some(path) = &args.save {
+        let bytes = trained.bundle.encode().map_err(Failure::failed)?;
+        write_atomically(path, |w| w.write_all(&bytes)).map_err(Failure::failed)?;
+    }
     let importances = FEATURE_NAMES
         .iter()
         .zip(&trained.importances)
