@@ -162,8 +162,9 @@ impl Store {
             &self.counters,
             &self.history,
             &self.jobs,
+            &self.pending,
         )
-            .transaction(|(versions, active, counters, history, jobs)| {
+            .transaction(|(versions, active, counters, history, jobs, pending)| {
                 if let Some(existing) = jobs.get(record.job_key.as_bytes())? {
                     let version = std::str::from_utf8(&existing)
                         .ok()
@@ -205,6 +206,7 @@ impl Store {
                 )?;
                 history.insert(counter_key(&model_id), &seq.to_be_bytes())?;
                 jobs.insert(record.job_key.as_bytes(), key)?;
+                pending.remove(model_id.as_bytes())?;
                 Ok(PutOutcome {
                     version,
                     already_stored: false,

@@ -1,0 +1,163 @@
+//! The embedded API end to end: train, list, read a version, activate, roll back, audit the
+//! history, predict from the swapped cache, subscribe to events, refuse unknown models.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{fast_config, TIMEOUT};
+use trainer_actors::types::{Event, JobState};
+use trainer_actors::{Error, TrainerHandle, VersionSel};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn train_list_activate_rollback_and_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = TrainerHandle::spawn(fast_config(dir.path())).await.unwrap();
+    let mut events = handle.subscribe();
+    assert!(matches!(
+        handle.predict_proba("analyst_1h", &[0.0; 12]),
+        Err(Error::NoActiveModel(_))
+    ));
+
+    // Two rounds of analyst_1h: versions 1 and 2.
+    for _ in 0..2 {
+        let job = handle.train("analyst_1h").await.unwrap();
+        let out = tokio::time::timeout(TIMEOUT, handle.wait(&[job]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(out[0].state, JobState::Stored, "{out:?}");
+    }
+    assert_eq!(handle.served_version("analyst_1h"), Some(2));
+    let models = handle.list_models().await.unwrap();
+    let a1h = models.iter().find(|m| m.model == "analyst_1h").unwrap();
+    assert_eq!(a1h.active_version, Some(2));
+    assert_eq!(a1h.versions, vec![1, 2]);
+    assert!(a1h.accuracy.is_some() && a1h.data_range.is_some());
+
+    let v1 = handle
+        .model("analyst_1h", VersionSel::Number(1))
+        .await
+        .unwrap();
+    assert_eq!(v1.version, 1);
+    assert_eq!(v1.algorithm, "random_forest");
+    assert_eq!(v1.feature_names.len(), 12);
+    assert_eq!(v1.cv.folds.len(), 2);
+    let active = handle
+        .model("analyst_1h", VersionSel::Active)
+        .await
+        .unwrap();
+    assert_eq!(active.version, 2);
+
+    handle.activate("analyst_1h", 1).await.unwrap();
+    assert_eq!(
+        handle.served_version("analyst_1h"),
+        Some(1),
+        "cache swapped on activation"
+    );
+    assert_eq!(handle.rollback("analyst_1h").await.unwrap(), 2);
+    assert_eq!(handle.served_version("analyst_1h"), Some(2));
+    let history = handle.history("analyst_1h").await.unwrap();
+    let reasons: Vec<&str> = history.iter().map(|a| a.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        vec!["trained", "trained", "activate", "rollback from 1"]
+    );
+
+    let p = handle
+        .predict_proba(
+            "analyst_1h",
+            &[
+                0.001, 1.01, 1.0, 100.0, 100.0, 100.0, 1.0, 1.0, 5.0, 1.0, 50.0, 0.1,
+            ],
+        )
+        .unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    assert!(
+        matches!(
+            handle.predict_proba("analyst_1h", &[0.0; 3]),
+            Err(Error::Core(_))
+        ),
+        "wrong width refused"
+    );
+    assert!(
+        matches!(
+            handle.predict_proba("analyst_1h", &[f64::NAN; 12]),
+            Err(Error::Core(_))
+        ),
+        "NaN refused"
+    );
+    assert!(matches!(
+        handle.train("analyst_2h").await,
+        Err(Error::UnknownModel(_))
+    ));
+    assert!(
+        handle.activate("analyst_1h", 99).await.is_err(),
+        "missing version refused"
+    );
+    assert!(matches!(
+        handle.model("analyst_5m", VersionSel::Active).await,
+        Err(Error::NoActiveModel(_))
+    ));
+
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, Event::Queued { model, .. } if model == "analyst_1h")));
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, Event::Started { attempt: 1, .. })));
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, Event::Progress { done, total, .. } if done == total)));
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, Event::Finished { version: 2, .. })));
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::Activated { version: 1, .. })),
+        "activation published"
+    );
+
+    let summary = handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    assert!(summary.contains("store flushed"), "{summary}");
+    assert!(
+        matches!(handle.train_all().await, Err(_)),
+        "no jobs after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_tree_serves_the_stored_models_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let handle = TrainerHandle::spawn(fast_config(dir.path())).await.unwrap();
+        let jobs = handle.train_all().await.unwrap();
+        let out = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(out.iter().all(|o| o.state == JobState::Stored), "{out:?}");
+        handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+    let handle = TrainerHandle::spawn(fast_config(dir.path())).await.unwrap();
+    for m in common::MODELS {
+        assert_eq!(
+            handle.served_version(m),
+            Some(1),
+            "{m} loaded from the store at start"
+        );
+    }
+    assert!(
+        handle.train_missing().await.unwrap().is_empty(),
+        "nothing missing"
+    );
+    let status = handle.status().await.unwrap();
+    assert_eq!(status.model_count, 5);
+    assert_eq!(status.trainers.len(), 2);
+    assert!(status.trainers.iter().all(|t| t.state == "idle"));
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}
