@@ -3,6 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Seconds since the Unix epoch, now (0 if the clock is before 1970).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Identifier of a job, unique within one supervision tree.
 pub type JobId = u64;
 

@@ -180,18 +180,12 @@ async fn store(state: &mut PersisterState, job: JobId, record: ModelRecord) {
     let _ = state.supervisor.cast(SupervisorMsg::Stored { job, result });
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 async fn activate(state: &mut PersisterState, model: String, version: u64) -> Result<(), String> {
     let store = state.store.clone();
-    blocking(move || store.activate(&model, version, "activate", now())).await
+    blocking(move || store.activate(&model, version, "activate", crate::types::unix_now())).await
 }
 
 async fn rollback(state: &mut PersisterState, model: String) -> Result<u64, String> {
     let store = state.store.clone();
-    blocking(move || store.rollback(&model, now())).await
+    blocking(move || store.rollback(&model, crate::types::unix_now())).await
 }

@@ -494,12 +494,6 @@ fn note_error(state: &mut SupervisorState, msg: String) {
     state.recent_errors.push_back(msg);
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// Installs every active model of the store into the cache; undecodable ones are reported and skipped.
 fn load_active_models(state: &mut SupervisorState) {
     let ids = match state.store.model_ids() {
@@ -1305,7 +1299,7 @@ fn status(state: &SupervisorState) -> Status {
         })
         .collect();
     let max_age = state.cfg.schedule.max_model_age.as_secs() as i64;
-    let now = now_secs();
+    let now = crate::types::unix_now();
     let mut stale: Vec<String> = state
         .active_data
         .iter()

@@ -226,12 +226,6 @@ fn thread_main(
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// Runs one job on the trainer thread and builds the record to store.
 fn execute(
     index: usize,
@@ -288,7 +282,7 @@ fn execute(
         fit_seconds: trained.fit_seconds,
         data: work.data.clone(),
         code_version: env!("CARGO_PKG_VERSION").to_string(),
-        trained_at: now(),
+        trained_at: crate::types::unix_now(),
         bundle,
     })
 }
