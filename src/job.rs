@@ -190,7 +190,7 @@ pub const MIN_ROWS: usize = 60;
 
 /// Trains and evaluates one model on `data`: chronological split, walk-forward CV with a purge
 /// gap, scaler fit on the training window, final fit, test metrics. `threads` bounds the fit's
-/// parallelism; `cancel` stops the job between trees with [`Error::Model`] ("cancelled").
+/// parallelism; `cancel` stops the job between fits (CV folds, final fit) with [`Error::Model`] ("cancelled").
 pub fn train(
     spec: ModelSpec,
     data: &FeatureSet,

@@ -1418,6 +1418,7 @@ fn shutdown(
             j.state = JobState::Failed;
             j.cancelled = true;
             j.error = Some("cancelled by shutdown".into());
+            state.jobs_failed += 1;
         }
     }
     state.drain = Some(Drain {
@@ -1446,6 +1447,7 @@ fn grace_over(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState) {
         if let Some(j) = state.jobs.get_mut(id) {
             j.state = JobState::Failed;
             j.error = Some("cancelled by shutdown".into());
+            state.jobs_failed += 1;
         }
     }
     tracing::warn!(
