@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{fast_config, MODELS, TIMEOUT};
+use trainer::config::Config;
 use trainer::store::Store;
-use trainer_actors::types::{Event, JobState};
+use trainer_actors::types::{Event, JobOutcome, JobState, Status};
 use trainer_actors::TrainerHandle;
 
 fn versions_per_model(store_dir: &std::path::Path) -> BTreeMap<String, Vec<u64>> {
@@ -22,203 +23,184 @@ fn versions_per_model(store_dir: &std::path::Path) -> BTreeMap<String, Vec<u64>>
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trainer_panics_twice_then_every_model_is_stored_once() {
+/// What one `train_all` under failpoints produced; the store is released (the tree is stopped).
+struct Run {
+    outcomes: Vec<JobOutcome>,
+    /// Status at the end, or `None` when the tree escalated.
+    status: Option<Status>,
+    escalation: Option<String>,
+    events: Vec<Event>,
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn outcome(&self, model: &str) -> &JobOutcome {
+        self.outcomes
+            .iter()
+            .find(|o| o.model == model)
+            .expect("model in outcomes")
+    }
+    fn versions(&self) -> BTreeMap<String, Vec<u64>> {
+        versions_per_model(&self.dir.path().join("store"))
+    }
+}
+
+/// Trains every model once with `failpoints` set (`name`, `actions`) and the config tweaked.
+async fn train_all_under(failpoints: &[(&str, &str)], tweak: impl FnOnce(&mut Config)) -> Run {
     let scenario = fail::FailScenario::setup();
-    fail::cfg("trainer.fit", "2*panic(injected)").unwrap();
+    for (name, actions) in failpoints {
+        fail::cfg(*name, actions).unwrap();
+    }
     let dir = tempfile::tempdir().unwrap();
-    let cfg = fast_config(dir.path());
+    let mut cfg = fast_config(dir.path());
+    tweak(&mut cfg);
     let handle = TrainerHandle::spawn(cfg).await.unwrap();
-    let mut events = handle.subscribe();
+    let mut rx = handle.subscribe();
     let jobs = handle.train_all().await.unwrap();
     let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
         .await
         .unwrap()
         .unwrap();
-    let status = handle.status().await.unwrap();
-    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    let status = handle.status().await.ok();
+    if status.is_some() {
+        handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    } else {
+        tokio::time::timeout(TIMEOUT, handle.stopped())
+            .await
+            .expect("tree stopped after escalation");
+    }
+    let escalation = handle.escalation();
     drop(handle); // releases the store
     scenario.teardown();
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    Run {
+        outcomes,
+        status,
+        escalation,
+        events,
+        dir,
+    }
+}
 
-    assert_eq!(outcomes.len(), 5);
-    for o in &outcomes {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trainer_panics_twice_then_every_model_is_stored_once() {
+    let run = train_all_under(&[("trainer.fit", "2*panic(injected)")], |_| {}).await;
+    assert_eq!(run.outcomes.len(), 5);
+    for o in &run.outcomes {
         assert_eq!(o.state, JobState::Stored, "{o:?}");
         assert_eq!(o.version, Some(1), "{o:?}");
     }
+    let status = run.status.as_ref().expect("status");
     assert_eq!(status.restarts, 2, "two panics, two restarts: {status:?}");
-    let total_attempts: u32 = outcomes.iter().map(|o| o.attempts).sum();
+    let total_attempts: u32 = run.outcomes.iter().map(|o| o.attempts).sum();
     assert_eq!(total_attempts, 7, "5 jobs + 2 retried attempts");
-    let mut restarted = 0;
-    while let Ok(e) = events.try_recv() {
-        if matches!(e, Event::TrainerRestarted { .. }) {
-            restarted += 1;
-        }
-    }
+    let restarted = run
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::TrainerRestarted { .. }))
+        .count();
     assert_eq!(restarted, 2);
-    for (model, versions) in versions_per_model(&dir.path().join("store")) {
+    for (model, versions) in run.versions() {
         assert_eq!(versions, vec![1], "{model} stored exactly once");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_that_always_fails_is_failed_after_max_attempts_and_the_others_are_stored() {
-    let scenario = fail::FailScenario::setup();
-    fail::cfg("trainer.fit.tactician_1m", "panic(tactician is broken)").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let handle = TrainerHandle::spawn(fast_config(dir.path())).await.unwrap();
-    let jobs = handle.train_all().await.unwrap();
-    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
-        .await
-        .unwrap()
-        .unwrap();
-    handle.shutdown(Duration::from_secs(5)).await.unwrap();
-    drop(handle); // releases the store
-    scenario.teardown();
-
-    for o in &outcomes {
-        if o.model == "tactician_1m" {
-            assert_eq!(o.state, JobState::Failed, "{o:?}");
-            assert_eq!(o.attempts, 3, "max_attempts = 3: {o:?}");
-            let err = o.error.as_deref().unwrap_or("");
-            assert!(err.contains("tactician is broken"), "cause kept: {err}");
-        } else {
-            assert_eq!(o.state, JobState::Stored, "{o:?}");
-        }
+    let run = train_all_under(
+        &[("trainer.fit.tactician_1m", "panic(tactician is broken)")],
+        |_| {},
+    )
+    .await;
+    let t = run.outcome("tactician_1m");
+    assert_eq!(t.state, JobState::Failed, "{t:?}");
+    assert_eq!(t.attempts, 3, "max_attempts = 3: {t:?}");
+    let err = t.error.as_deref().unwrap_or("");
+    assert!(err.contains("tactician is broken"), "cause kept: {err}");
+    for o in run.outcomes.iter().filter(|o| o.model != "tactician_1m") {
+        assert_eq!(o.state, JobState::Stored, "{o:?}");
     }
-    let versions = versions_per_model(&dir.path().join("store"));
+    let versions = run.versions();
     assert!(versions["tactician_1m"].is_empty());
     assert_eq!(versions.values().filter(|v| *v == &vec![1]).count(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_returned_by_a_fit_is_retried_like_a_panic() {
-    let scenario = fail::FailScenario::setup();
-    fail::cfg("trainer.fit.analyst_5m", "1*return(disk hiccup)").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let handle = TrainerHandle::spawn(fast_config(dir.path())).await.unwrap();
-    let jobs = handle.train_all().await.unwrap();
-    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
-        .await
-        .unwrap()
-        .unwrap();
-    handle.shutdown(Duration::from_secs(5)).await.unwrap();
-    drop(handle); // releases the store
-    scenario.teardown();
-    let a5 = outcomes.iter().find(|o| o.model == "analyst_5m").unwrap();
+    let run = train_all_under(
+        &[("trainer.fit.analyst_5m", "1*return(disk hiccup)")],
+        |_| {},
+    )
+    .await;
+    let a5 = run.outcome("analyst_5m");
     assert_eq!(a5.state, JobState::Stored);
     assert_eq!(a5.attempts, 2);
-    assert!(outcomes.iter().all(|o| o.state == JobState::Stored));
+    assert!(run.outcomes.iter().all(|o| o.state == JobState::Stored));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_loading_failure_costs_an_attempt_and_is_retried() {
-    let scenario = fail::FailScenario::setup();
-    fail::cfg("loader.read", "1*return(nfs timeout)").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let handle = TrainerHandle::spawn(fast_config(dir.path())).await.unwrap();
-    let jobs = handle.train_all().await.unwrap();
-    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
-        .await
-        .unwrap()
-        .unwrap();
-    let status = handle.status().await.unwrap();
-    handle.shutdown(Duration::from_secs(5)).await.unwrap();
-    drop(handle);
-    scenario.teardown();
-    for o in &outcomes {
+    let run = train_all_under(&[("loader.read", "1*return(nfs timeout)")], |_| {}).await;
+    for o in &run.outcomes {
         assert_eq!(o.state, JobState::Stored, "{o:?}");
         assert_eq!(o.attempts, 2, "one attempt lost to the data error: {o:?}");
     }
+    let errors = &run.status.as_ref().expect("status").recent_errors;
     assert!(
-        status
-            .recent_errors
-            .iter()
-            .any(|e| e.contains("nfs timeout")),
-        "{:?}",
-        status.recent_errors
+        errors.iter().any(|e| e.contains("nfs timeout")),
+        "{errors:?}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_storm_escalates_cleanly_with_the_reason() {
-    let scenario = fail::FailScenario::setup();
-    fail::cfg("trainer.fit", "panic(always)").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = fast_config(dir.path());
-    cfg.supervision.max_restarts = 3;
-    cfg.supervision.max_attempts = 10;
-    let handle = TrainerHandle::spawn(cfg).await.unwrap();
-    let mut events = handle.subscribe();
-    let jobs = handle.train_all().await.unwrap();
-    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
-        .await
-        .unwrap()
-        .unwrap();
-    // The tree stops by itself.
-    tokio::time::timeout(TIMEOUT, handle.stopped())
-        .await
-        .expect("tree stopped after escalation");
-    scenario.teardown();
-
-    let reason = handle.escalation().expect("escalation reason published");
+    let run = train_all_under(&[("trainer.fit", "panic(always)")], |cfg| {
+        cfg.supervision.max_restarts = 3;
+        cfg.supervision.max_attempts = 10;
+    })
+    .await;
+    assert!(run.status.is_none(), "status refused after escalation");
+    let reason = run.escalation.clone().expect("escalation reason published");
     assert!(reason.contains("max_restarts = 3"), "{reason}");
     assert!(
         reason.contains("always"),
         "names the last failure: {reason}"
     );
     assert!(
-        outcomes.iter().all(|o| o.state == JobState::Failed),
-        "{outcomes:?}"
+        run.outcomes.iter().all(|o| o.state == JobState::Failed),
+        "{:?}",
+        run.outcomes
     );
-    let mut saw = false;
-    while let Ok(e) = events.try_recv() {
-        if let Event::Escalated { reason: r } = e {
-            assert_eq!(r, reason);
-            saw = true;
-        }
-    }
-    assert!(saw, "subscribers are told");
-    assert!(matches!(
-        handle.status().await,
-        Err(trainer_actors::Error::Escalated(_))
-    ));
-    drop(handle); // releases the store
-                  // Nothing half-written: the store opens and holds no version.
-    assert!(versions_per_model(&dir.path().join("store"))
-        .values()
-        .all(|v| v.is_empty()));
+    let told = run
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Escalated { reason: r } if *r == reason));
+    assert!(told, "subscribers are told");
+    // Nothing half-written: the store opens and holds no version.
+    assert!(run.versions().values().all(|v| v.is_empty()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persister_write_errors_are_retried_without_partial_versions() {
-    let scenario = fail::FailScenario::setup();
-    fail::cfg("persister.write", "3*return(io error)").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let handle = TrainerHandle::spawn(fast_config(dir.path())).await.unwrap();
-    let jobs = handle.train_all().await.unwrap();
-    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
-        .await
-        .unwrap()
-        .unwrap();
-    let status = handle.status().await.unwrap();
-    handle.shutdown(Duration::from_secs(5)).await.unwrap();
-    drop(handle); // releases the store
-    scenario.teardown();
+    let run = train_all_under(&[("persister.write", "3*return(io error)")], |_| {}).await;
     assert!(
-        outcomes.iter().all(|o| o.state == JobState::Stored),
-        "{outcomes:?}"
+        run.outcomes.iter().all(|o| o.state == JobState::Stored),
+        "{:?}",
+        run.outcomes
     );
-    assert!(
-        status
-            .recent_errors
+    let errors = &run.status.as_ref().expect("status").recent_errors;
+    assert_eq!(
+        errors
             .iter()
             .filter(|e| e.contains("store write failed"))
-            .count()
-            == 3,
-        "{:?}",
-        status.recent_errors
+            .count(),
+        3,
+        "{errors:?}"
     );
-    let store = Store::open(dir.path().join("store")).unwrap();
+    let store = Store::open(run.dir.path().join("store")).unwrap();
     for m in MODELS {
         assert_eq!(store.version_numbers(m).unwrap(), vec![1], "{m}");
         assert_eq!(store.active_version(m).unwrap(), Some(1));
