@@ -142,7 +142,7 @@ impl Store {
     /// flushes. `record.version` is assigned here. When `record.job_key` was already stored, nothing
     /// is written and the existing version is returned. Old versions beyond `keep` (never the active
     /// one) are removed afterwards.
-    pub fn put_version(&self, mut record: ModelRecord, keep: usize) -> Result<PutOutcome> {
+    pub fn put_version(&self, record: ModelRecord, keep: usize) -> Result<PutOutcome> {
         let model_id = record.model_id.clone();
         if model_id.is_empty() || model_id.contains('/') {
             return Err(Error::Store(format!("invalid model id {model_id:?}")));
@@ -160,8 +160,9 @@ impl Store {
                 }
                 let last = counters.get(model_id.as_bytes())?.and_then(|b| u64_of(&b)).unwrap_or(0);
                 let version = last + 1;
-                record.version = version;
-                let bytes = record::encode(&record).map_err(abort)?;
+                // The closure may run again on conflict: encode a numbered copy each time.
+                let numbered = ModelRecord { version, ..record.clone() };
+                let bytes = record::encode(&numbered).map_err(abort)?;
                 let key = version_key(&model_id, version);
                 versions.insert(key.as_slice(), bytes)?;
                 counters.insert(model_id.as_bytes(), &version.to_be_bytes())?;

@@ -703,7 +703,7 @@ fn data_loaded(
             }
             let retry = state.cfg.supervision.backoff_initial;
             if !state.queue.is_empty() {
-                let _ = myself.send_after(retry, || SupervisorMsg::DataChanged);
+                drop(myself.send_after(retry, || SupervisorMsg::DataChanged));
                 state.snapshot = None;
             }
             answer_waiters(state);
@@ -866,7 +866,7 @@ fn stored(
             } else {
                 let delay = backoff(&state.cfg, attempts);
                 tracing::warn!(job, model = %model, attempt = attempts, retry_in_ms = delay.as_millis() as u64, "store write failed; retrying");
-                let _ = myself.send_after(delay, move || SupervisorMsg::RetryStore(job));
+                drop(myself.send_after(delay, move || SupervisorMsg::RetryStore(job)));
             }
         }
     }
@@ -931,7 +931,7 @@ fn child_down(
             let delay = backoff(&state.cfg, state.slots[i].restarts);
             tracing::warn!(trainer = i, restarts = state.slots[i].restarts, delay_ms = delay.as_millis() as u64, error = %error, "trainer failed; restarting");
             publish(state, Event::TrainerRestarted { trainer: i, restarts: state.slots[i].restarts });
-            let _ = myself.send_after(delay, move || SupervisorMsg::RestartTrainer(i));
+            drop(myself.send_after(delay, move || SupervisorMsg::RestartTrainer(i)));
         }
         Child::Single(kind) => {
             match kind {
@@ -952,7 +952,7 @@ fn child_down(
             *n += 1;
             let delay = backoff(&state.cfg, *n);
             tracing::warn!(child = ?kind, delay_ms = delay.as_millis() as u64, error = %error, "child failed; restarting");
-            let _ = myself.send_after(delay, move || SupervisorMsg::RestartChild(kind));
+            drop(myself.send_after(delay, move || SupervisorMsg::RestartChild(kind)));
         }
     }
     answer_waiters(state);
@@ -1037,7 +1037,7 @@ fn outcome(id: JobId, j: &JobEntry) -> JobOutcome {
 }
 
 fn answer_waiters(state: &mut SupervisorState) {
-    let escalated = state.escalation.lock().map_or(false, |e| e.is_some());
+    let escalated = state.escalation.lock().is_ok_and(|e| e.is_some());
     let mut i = 0;
     while i < state.waiters.len() {
         let done = escalated
@@ -1206,7 +1206,7 @@ fn shutdown(
         }
     }
     state.drain = Some(Drain { reply: Some(reply), grace_over: false, cancelled: 0 });
-    let _ = myself.send_after(grace, || SupervisorMsg::GraceOver);
+    drop(myself.send_after(grace, || SupervisorMsg::GraceOver));
     answer_waiters(state);
 }
 
