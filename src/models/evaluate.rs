@@ -178,7 +178,7 @@ pub fn evaluate<M: ProbaModel>(
         let _fold_guard = fold_span.enter();
         let scored = fit_and_score(x, y, fold.train.clone(), fold.valid.clone(), &fit)?;
         let m = scored.metrics;
-        tracing::info!(
+        tracing::debug!(
             accuracy = m.accuracy,
             f1 = m.f1,
             roc_auc = m.roc_auc,
@@ -196,11 +196,11 @@ pub fn evaluate<M: ProbaModel>(
         });
     }
     let (mean, std) = mean_std(scores.iter().map(|f| f.accuracy));
-    tracing::info!(cv_mean = mean, cv_std = std, "cross-validation done");
+    tracing::debug!(cv_mean = mean, cv_std = std, "cross-validation done");
 
     let final_span = tracing::info_span!("final_fit", train_rows = train.len());
     let scored = final_span.in_scope(|| fit_and_score(x, y, train.clone(), test.clone(), &fit))?;
-    tracing::info!(
+    tracing::debug!(
         accuracy = scored.metrics.accuracy,
         f1 = scored.metrics.f1,
         roc_auc = scored.metrics.roc_auc,
