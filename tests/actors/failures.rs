@@ -34,6 +34,7 @@ async fn trainer_panics_twice_then_every_model_is_stored_once() {
     let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs)).await.unwrap().unwrap();
     let status = handle.status().await.unwrap();
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    drop(handle); // releases the store
     scenario.teardown();
 
     assert_eq!(outcomes.len(), 5);
@@ -65,6 +66,7 @@ async fn a_model_that_always_fails_is_failed_after_max_attempts_and_the_others_a
     let jobs = handle.train_all().await.unwrap();
     let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs)).await.unwrap().unwrap();
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    drop(handle); // releases the store
     scenario.teardown();
 
     for o in &outcomes {
@@ -91,6 +93,7 @@ async fn an_error_returned_by_a_fit_is_retried_like_a_panic() {
     let jobs = handle.train_all().await.unwrap();
     let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs)).await.unwrap().unwrap();
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    drop(handle); // releases the store
     scenario.teardown();
     let a5 = outcomes.iter().find(|o| o.model == "analyst_5m").unwrap();
     assert_eq!(a5.state, JobState::Stored);
@@ -127,6 +130,7 @@ async fn a_restart_storm_escalates_cleanly_with_the_reason() {
     }
     assert!(saw, "subscribers are told");
     assert!(matches!(handle.status().await, Err(trainer_actors::Error::Escalated(_))));
+    drop(handle); // releases the store
     // Nothing half-written: the store opens and holds no version.
     assert!(versions_per_model(&dir.path().join("store")).values().all(|v| v.is_empty()));
 }
@@ -141,6 +145,7 @@ async fn persister_write_errors_are_retried_without_partial_versions() {
     let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs)).await.unwrap().unwrap();
     let status = handle.status().await.unwrap();
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    drop(handle); // releases the store
     scenario.teardown();
     assert!(outcomes.iter().all(|o| o.state == JobState::Stored), "{outcomes:?}");
     assert!(
@@ -191,15 +196,15 @@ async fn predictions_keep_being_answered_while_trainers_train_and_crash() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let status = handle.status().await.unwrap();
+    let served: Vec<Option<u64>> = MODELS.iter().map(|m| handle.served_version(m)).collect();
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    drop(handle); // releases the store
     scenario.teardown();
     assert!(answered > 50, "{answered}");
     assert_eq!(status.restarts, 3);
     assert!(worst < Duration::from_millis(5), "a prediction took {worst:?}");
     eprintln!("predictions: {answered}, worst {worst:?}; status worst {status_worst:?}");
-    for m in MODELS {
-        assert_eq!(handle.served_version(m), Some(2), "{m} swapped to the new version");
-    }
+    assert_eq!(served, vec![Some(2); 5], "every model swapped to its new version");
 }
 
 async fn futures_all_terminal(handle: &TrainerHandle, jobs: &[u64]) -> bool {
