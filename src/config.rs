@@ -330,10 +330,7 @@ impl Config {
         if t.max_features > crate::features::N_FEATURES {
             return Err(Error::config(
                 "training.max_features",
-                format!(
-                    "must be at most {} (0 = sqrt)",
-                    crate::features::N_FEATURES
-                ),
+                format!("must be at most {} (0 = sqrt)", crate::features::N_FEATURES),
             ));
         }
         if !(t.learning_rate > 0.0 && t.learning_rate <= 1.0) {

@@ -18,9 +18,9 @@ use crate::models::boosting::GradientBoostingParams;
 use crate::models::bundle::{FittedModel, ModelBundle};
 use crate::models::evaluate::{evaluate, CvReport, EvalConfig};
 use crate::models::forest::{MaxFeatures, RandomForestParams};
-use linfa::ParamGuard;
 use crate::models::linfa_forest::LinfaForestParams;
 use crate::models::metrics::Metrics;
+use linfa::ParamGuard;
 
 /// The two model families of the prototype.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,7 +59,10 @@ impl ModelSpec {
             "tactician" => Family::Tactician,
             _ => return None,
         };
-        Some(ModelSpec { family, timeframe: Timeframe::parse(tf)? })
+        Some(ModelSpec {
+            family,
+            timeframe: Timeframe::parse(tf)?,
+        })
     }
 
     /// Every model enabled by `cfg`, largest datasets first (finest timeframe first), which is the
@@ -117,14 +120,25 @@ pub struct FeatureSet {
 impl FeatureSet {
     /// Resamples `bars_1m`, computes the features and the labels `horizon` bars ahead, and keeps
     /// the rows that have a label (all but the last `horizon`).
-    pub fn build(bars_1m: &Bars, timeframe: Timeframe, horizon: usize, data_hash: &str) -> FeatureSet {
+    pub fn build(
+        bars_1m: &Bars,
+        timeframe: Timeframe,
+        horizon: usize,
+        data_hash: &str,
+    ) -> FeatureSet {
         let bars = crate::data::resample(bars_1m, timeframe);
         let x = features::compute(&bars);
         let labels = features::labels(&bars, horizon);
         let keep = labels.iter().take_while(|l| l.is_some()).count();
         let y: Vec<u8> = labels[..keep].iter().map(|l| l.unwrap_or(0)).collect();
         let x = x.slice(ndarray::s![..keep, ..]).to_owned();
-        FeatureSet { timeframe, ts: bars.ts[..keep].to_vec(), x, y, data_hash: data_hash.to_string() }
+        FeatureSet {
+            timeframe,
+            ts: bars.ts[..keep].to_vec(),
+            x,
+            y,
+            data_hash: data_hash.to_string(),
+        }
     }
 
     /// Number of labelled rows.
@@ -221,7 +235,14 @@ pub fn train(
         check_cancel()?;
         let s = stage.fetch_add(1, Ordering::Relaxed) + 1;
         let total = params.n_estimators;
-        let report = |done: usize| progress(Progress { done, total, stage: s, stages });
+        let report = |done: usize| {
+            progress(Progress {
+                done,
+                total,
+                stage: s,
+                stages,
+            })
+        };
         let model = fit_one(spec, params, threads, x, y, &report, cancel)?;
         check_cancel()?;
         Ok(model)

@@ -51,7 +51,12 @@ impl ModelCache {
 
     /// Ids and versions of every cached model.
     pub fn versions(&self) -> Vec<(String, u64)> {
-        let mut v: Vec<_> = self.map.load().values().map(|m| (m.model.clone(), m.version)).collect();
+        let mut v: Vec<_> = self
+            .map
+            .load()
+            .values()
+            .map(|m| (m.model.clone(), m.version))
+            .collect();
         v.sort();
         v
     }
@@ -59,7 +64,12 @@ impl ModelCache {
     /// Probability of "up" for one raw feature row, from the active version of `id`.
     pub fn predict_proba(&self, id: &str, features: &[f64]) -> Result<f64, crate::Error> {
         let guard = self.map.load();
-        let model = guard.get(id).ok_or_else(|| crate::Error::NoActiveModel(id.to_string()))?;
-        model.bundle.predict_proba(features).map_err(crate::Error::Core)
+        let model = guard
+            .get(id)
+            .ok_or_else(|| crate::Error::NoActiveModel(id.to_string()))?;
+        model
+            .bundle
+            .predict_proba(features)
+            .map_err(crate::Error::Core)
     }
 }

@@ -16,7 +16,11 @@ use crate::TrainerHandle;
 
 /// Command-line arguments of `trainerd`.
 #[derive(Debug, Parser)]
-#[command(name = "trainerd", version, about = "Trains, evaluates, versions and serves the trading models")]
+#[command(
+    name = "trainerd",
+    version,
+    about = "Trains, evaluates, versions and serves the trading models"
+)]
 pub struct Args {
     /// Configuration file, layered over the built-in defaults (environment TRAINER__* wins).
     #[arg(long)]
@@ -41,7 +45,10 @@ pub fn run(args: Args) -> ExitCode {
     crate::logging::init(&cfg.runtime.log_level, cfg.runtime.log_format);
     #[cfg(feature = "failpoints")]
     let _scenario = fail::FailScenario::setup();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("trainerd: cannot start the runtime: {e}");
@@ -108,7 +115,11 @@ pub struct OnceModel {
 impl From<JobOutcome> for OnceModel {
     fn from(o: JobOutcome) -> Self {
         OnceModel {
-            status: if o.state == JobState::Stored { "stored" } else { "failed" },
+            status: if o.state == JobState::Stored {
+                "stored"
+            } else {
+                "failed"
+            },
             model: o.model,
             version: o.version,
             algorithm: o.algorithm,
@@ -138,7 +149,10 @@ pub async fn train_once(cfg: Config) -> Result<OnceSummary, crate::Error> {
     let escalated = handle.escalation();
     let restarts = if escalated.is_some() {
         // The tree is gone; count the restarts from the outcomes' attempts.
-        outcomes.iter().map(|o| u64::from(o.attempts.saturating_sub(1))).sum()
+        outcomes
+            .iter()
+            .map(|o| u64::from(o.attempts.saturating_sub(1)))
+            .sum()
     } else {
         restarts
     };
@@ -182,7 +196,17 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 fn print_table(s: &OnceSummary) {
     println!(
         "{:<14} {:<18} {:<4} {:>7} {:>8} {:>9} {:>7} {:>7} {:>15} {:>8} {:>7}",
-        "model", "algorithm", "tf", "rows", "accuracy", "precision", "recall", "f1", "cv mean +- std", "fit s", "version"
+        "model",
+        "algorithm",
+        "tf",
+        "rows",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "cv mean +- std",
+        "fit s",
+        "version"
     );
     for m in &s.models {
         let cv = match (m.cv_mean, m.cv_std) {
@@ -204,7 +228,11 @@ fn print_table(s: &OnceSummary) {
             m.version.map_or("-".into(), |v| v.to_string()),
         );
         if m.status != "stored" {
-            println!("  FAILED after {} attempt(s): {}", m.attempts, m.error.as_deref().unwrap_or("unknown"));
+            println!(
+                "  FAILED after {} attempt(s): {}",
+                m.attempts,
+                m.error.as_deref().unwrap_or("unknown")
+            );
         }
     }
     println!("restarts: {}   total: {:.2} s", s.restarts, s.total_seconds);

@@ -64,7 +64,9 @@ pub struct TrainerHandle {
 
 impl std::fmt::Debug for TrainerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrainerHandle").field("store", &self.store.path()).finish_non_exhaustive()
+        f.debug_struct("TrainerHandle")
+            .field("store", &self.store.path())
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,16 +130,25 @@ impl TrainerHandle {
     /// Queues every enabled model; returns the job ids.
     pub async fn train_all(&self) -> Result<Vec<JobId>, Error> {
         self.check_alive()?;
-        ractor::call_t!(self.supervisor, SupervisorMsg::TrainAll, CALL_TIMEOUT.as_millis() as u64)?
-            .map_err(|_| Error::ShuttingDown)
+        ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::TrainAll,
+            CALL_TIMEOUT.as_millis() as u64
+        )?
+        .map_err(|_| Error::ShuttingDown)
     }
 
     /// Queues one model by id (`analyst_1h`, ..., `tactician_1m`).
     pub async fn train(&self, model: &str) -> Result<JobId, Error> {
         self.check_alive()?;
         let spec = ModelSpec::parse(model).ok_or_else(|| Error::UnknownModel(model.to_string()))?;
-        ractor::call_t!(self.supervisor, SupervisorMsg::Train, CALL_TIMEOUT.as_millis() as u64, spec)?
-            .map_err(|_| Error::ShuttingDown)
+        ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::Train,
+            CALL_TIMEOUT.as_millis() as u64,
+            spec
+        )?
+        .map_err(|_| Error::ShuttingDown)
     }
 
     /// Waits until every job in `jobs` is stored or failed; returns their outcomes.
@@ -148,18 +159,32 @@ impl TrainerHandle {
 
     /// The current outcome of a job.
     pub async fn job(&self, job: JobId) -> Result<Option<JobOutcome>, Error> {
-        Ok(ractor::call_t!(self.supervisor, SupervisorMsg::Job, CALL_TIMEOUT.as_millis() as u64, job)?)
+        Ok(ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::Job,
+            CALL_TIMEOUT.as_millis() as u64,
+            job
+        )?)
     }
 
     /// Cancels a queued or running job.
     pub async fn cancel(&self, job: JobId) -> Result<bool, Error> {
-        Ok(ractor::call_t!(self.supervisor, SupervisorMsg::Cancel, CALL_TIMEOUT.as_millis() as u64, job)?)
+        Ok(ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::Cancel,
+            CALL_TIMEOUT.as_millis() as u64,
+            job
+        )?)
     }
 
     /// The tree's status.
     pub async fn status(&self) -> Result<Status, Error> {
         self.check_alive()?;
-        Ok(ractor::call_t!(self.supervisor, SupervisorMsg::Status, CALL_TIMEOUT.as_millis() as u64)?)
+        Ok(ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::Status,
+            CALL_TIMEOUT.as_millis() as u64
+        )?)
     }
 
     /// Every model in the store with its active version and key metrics.
@@ -175,9 +200,9 @@ impl TrainerHandle {
         blocking(move || {
             let v = match version {
                 VersionSel::Number(v) => v,
-                VersionSel::Active => {
-                    store.active_version(&id)?.ok_or_else(|| Error::NoActiveModel(id.clone()))?
-                }
+                VersionSel::Active => store
+                    .active_version(&id)?
+                    .ok_or_else(|| Error::NoActiveModel(id.clone()))?,
             };
             store.get(&id, v)?.ok_or(Error::NoSuchVersion(id, v))
         })
@@ -223,8 +248,13 @@ impl TrainerHandle {
     /// Re-activates the previously active version of `id`; returns it.
     pub async fn rollback(&self, id: &str) -> Result<u64, Error> {
         ModelSpec::parse(id).ok_or_else(|| Error::UnknownModel(id.to_string()))?;
-        ractor::call_t!(self.supervisor, SupervisorMsg::Rollback, CALL_TIMEOUT.as_millis() as u64, id.to_string())?
-            .map_err(|e| Error::Core(trainer::Error::Store(e)))
+        ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::Rollback,
+            CALL_TIMEOUT.as_millis() as u64,
+            id.to_string()
+        )?
+        .map_err(|e| Error::Core(trainer::Error::Store(e)))
     }
 
     /// Stops the tree: no new jobs, running jobs get `grace` to finish and are then cancelled,
@@ -253,7 +283,9 @@ impl TrainerHandle {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Unavailable(e.to_string()))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?
 }
 
 /// Summaries of every model in the store (blocking).
@@ -272,9 +304,17 @@ pub fn list_models(store: &Store) -> Result<Vec<ModelSummary>, Error> {
             cv_mean: None,
             trained_at: None,
             data_range: None,
-            undecodable: listed.iter().filter(|l| l.record.is_err()).map(|l| l.version).collect(),
+            undecodable: listed
+                .iter()
+                .filter(|l| l.record.is_err())
+                .map(|l| l.version)
+                .collect(),
         };
-        if let Some(Ok(r)) = listed.iter().find(|l| Some(l.version) == active).map(|l| l.record.as_ref()) {
+        if let Some(Ok(r)) = listed
+            .iter()
+            .find(|l| Some(l.version) == active)
+            .map(|l| l.record.as_ref())
+        {
             summary.algorithm = Some(r.algorithm.clone());
             summary.accuracy = Some(r.metrics.accuracy);
             summary.f1 = Some(r.metrics.f1);

@@ -88,13 +88,19 @@ struct FormatOnly {
 impl ModelBundle {
     /// Bundles a fitted model with its scaler.
     pub fn new(model: FittedModel, scaler: StandardScaler, feature_names: Vec<String>) -> Self {
-        ModelBundle { format_version: BUNDLE_FORMAT_VERSION, model, scaler, feature_names }
+        ModelBundle {
+            format_version: BUNDLE_FORMAT_VERSION,
+            model,
+            scaler,
+            feature_names,
+        }
     }
 
     /// Encodes as CBOR. Deterministic: the same bundle gives the same bytes.
     pub fn encode(&self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(1 << 16);
-        ciborium::into_writer(self, &mut out).map_err(|e| Error::Model(format!("encode bundle: {e}")))?;
+        ciborium::into_writer(self, &mut out)
+            .map_err(|e| Error::Model(format!("encode bundle: {e}")))?;
         Ok(out)
     }
 
@@ -130,10 +136,16 @@ impl ModelBundle {
     pub fn predict_proba(&self, row: &[f64]) -> Result<f64> {
         let n = self.feature_names.len();
         if row.len() != n {
-            return Err(Error::Model(format!("expected {n} features, got {}", row.len())));
+            return Err(Error::Model(format!(
+                "expected {n} features, got {}",
+                row.len()
+            )));
         }
         if let Some(i) = row.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Model(format!("feature {} is not finite", self.feature_names[i])));
+            return Err(Error::Model(format!(
+                "feature {} is not finite",
+                self.feature_names[i]
+            )));
         }
         let mut buf = [0.0f64; MAX_FEATURES];
         let scaled = &mut buf[..n];

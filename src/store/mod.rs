@@ -45,7 +45,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -148,7 +150,13 @@ impl Store {
             return Err(Error::Store(format!("invalid model id {model_id:?}")));
         }
         let now = record.trained_at;
-        let outcome = (&self.versions, &self.active, &self.counters, &self.history, &self.jobs)
+        let outcome = (
+            &self.versions,
+            &self.active,
+            &self.counters,
+            &self.history,
+            &self.jobs,
+        )
             .transaction(|(versions, active, counters, history, jobs)| {
                 if let Some(existing) = jobs.get(record.job_key.as_bytes())? {
                     let version = std::str::from_utf8(&existing)
@@ -156,12 +164,21 @@ impl Store {
                         .and_then(|s| s.rsplit('/').next())
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
-                    return Ok(PutOutcome { version, already_stored: true });
+                    return Ok(PutOutcome {
+                        version,
+                        already_stored: true,
+                    });
                 }
-                let last = counters.get(model_id.as_bytes())?.and_then(|b| u64_of(&b)).unwrap_or(0);
+                let last = counters
+                    .get(model_id.as_bytes())?
+                    .and_then(|b| u64_of(&b))
+                    .unwrap_or(0);
                 let version = last + 1;
                 // The closure may run again on conflict: encode a numbered copy each time.
-                let numbered = ModelRecord { version, ..record.clone() };
+                let numbered = ModelRecord {
+                    version,
+                    ..record.clone()
+                };
                 let bytes = record::encode(&numbered).map_err(abort)?;
                 let key = version_key(&model_id, version);
                 versions.insert(key.as_slice(), bytes)?;
@@ -176,10 +193,16 @@ impl Store {
                     at: now,
                     reason: "trained".into(),
                 };
-                history.insert(version_key(&model_id, seq), record::encode(&act).map_err(abort)?)?;
+                history.insert(
+                    version_key(&model_id, seq),
+                    record::encode(&act).map_err(abort)?,
+                )?;
                 history.insert(counter_key(&model_id), &seq.to_be_bytes())?;
                 jobs.insert(record.job_key.as_bytes(), key)?;
-                Ok(PutOutcome { version, already_stored: false })
+                Ok(PutOutcome {
+                    version,
+                    already_stored: false,
+                })
             })
             .map_err(tx_err)?;
         self.db.flush()?;
@@ -236,7 +259,10 @@ impl Store {
 
     /// The active version number of `model_id`.
     pub fn active_version(&self, model_id: &str) -> Result<Option<u64>> {
-        Ok(self.active.get(model_id.as_bytes())?.and_then(|b| u64_of(&b)))
+        Ok(self
+            .active
+            .get(model_id.as_bytes())?
+            .and_then(|b| u64_of(&b)))
     }
 
     /// The active record of `model_id`.
@@ -262,7 +288,9 @@ impl Store {
         let mut out = Vec::new();
         for kv in self.versions.scan_prefix(prefix(model_id)) {
             let (k, bytes) = kv?;
-            let Some(version) = parse_suffix(&k, model_id) else { continue };
+            let Some(version) = parse_suffix(&k, model_id) else {
+                continue;
+            };
             let record = record::decode::<ModelRecord>(&bytes)
                 .map_err(|e| Error::Decode(format!("{model_id}@{version}: {e}")));
             if let Err(e) = &record {
@@ -292,7 +320,10 @@ impl Store {
                     at,
                     reason: reason.to_string(),
                 };
-                history.insert(version_key(model_id, seq), record::encode(&act).map_err(abort)?)?;
+                history.insert(
+                    version_key(model_id, seq),
+                    record::encode(&act).map_err(abort)?,
+                )?;
                 history.insert(counter_key(model_id), &seq.to_be_bytes())?;
                 Ok(())
             })
@@ -331,7 +362,9 @@ impl Store {
             }
             match record::decode::<Activation>(&bytes) {
                 Ok(a) => out.push(a),
-                Err(e) => tracing::warn!(model = model_id, error = %e, "skipping undecodable activation"),
+                Err(e) => {
+                    tracing::warn!(model = model_id, error = %e, "skipping undecodable activation")
+                }
             }
         }
         Ok(out)
@@ -340,7 +373,12 @@ impl Store {
     /// Whether a job key has been stored, and as which version.
     pub fn job_version(&self, job_key: &str) -> Result<Option<u64>> {
         Ok(self.jobs.get(job_key.as_bytes())?.and_then(|b| {
-            std::str::from_utf8(&b).ok()?.rsplit('/').next()?.parse().ok()
+            std::str::from_utf8(&b)
+                .ok()?
+                .rsplit('/')
+                .next()?
+                .parse()
+                .ok()
         }))
     }
 
@@ -353,8 +391,10 @@ impl Store {
     /// Writes raw bytes as a version record, bypassing encoding. Only for tests of corrupt records.
     #[doc(hidden)]
     pub fn put_raw_for_tests(&self, model_id: &str, version: u64, bytes: &[u8]) -> Result<()> {
-        self.versions.insert(version_key(model_id, version), bytes)?;
-        self.counters.insert(model_id.as_bytes(), &version.to_be_bytes())?;
+        self.versions
+            .insert(version_key(model_id, version), bytes)?;
+        self.counters
+            .insert(model_id.as_bytes(), &version.to_be_bytes())?;
         self.db.flush()?;
         Ok(())
     }
@@ -369,5 +409,9 @@ fn history_next_seq(
     history: &sled::transaction::TransactionalTree,
     model_id: &str,
 ) -> std::result::Result<u64, ConflictableTransactionError<Error>> {
-    Ok(history.get(counter_key(model_id))?.and_then(|b| u64_of(&b)).unwrap_or(0) + 1)
+    Ok(history
+        .get(counter_key(model_id))?
+        .and_then(|b| u64_of(&b))
+        .unwrap_or(0)
+        + 1)
 }

@@ -113,5 +113,6 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             head.format_version
         )));
     }
-    ciborium::from_reader(bytes).map_err(|e| Error::Decode(format!("format {}: {e}", head.format_version)))
+    ciborium::from_reader(bytes)
+        .map_err(|e| Error::Decode(format!("format {}: {e}", head.format_version)))
 }

@@ -31,7 +31,10 @@ async fn trainer_panics_twice_then_every_model_is_stored_once() {
     let handle = TrainerHandle::spawn(cfg).await.unwrap();
     let mut events = handle.subscribe();
     let jobs = handle.train_all().await.unwrap();
-    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs)).await.unwrap().unwrap();
+    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
+        .await
+        .unwrap()
+        .unwrap();
     let status = handle.status().await.unwrap();
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
     drop(handle); // releases the store
@@ -64,7 +67,10 @@ async fn a_model_that_always_fails_is_failed_after_max_attempts_and_the_others_a
     let dir = tempfile::tempdir().unwrap();
     let handle = TrainerHandle::spawn(fast_config(dir.path())).await.unwrap();
     let jobs = handle.train_all().await.unwrap();
-    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs)).await.unwrap().unwrap();
+    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
+        .await
+        .unwrap()
+        .unwrap();
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
     drop(handle); // releases the store
     scenario.teardown();
@@ -91,7 +97,10 @@ async fn an_error_returned_by_a_fit_is_retried_like_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let handle = TrainerHandle::spawn(fast_config(dir.path())).await.unwrap();
     let jobs = handle.train_all().await.unwrap();
-    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs)).await.unwrap().unwrap();
+    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
+        .await
+        .unwrap()
+        .unwrap();
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
     drop(handle); // releases the store
     scenario.teardown();
@@ -112,15 +121,26 @@ async fn a_restart_storm_escalates_cleanly_with_the_reason() {
     let handle = TrainerHandle::spawn(cfg).await.unwrap();
     let mut events = handle.subscribe();
     let jobs = handle.train_all().await.unwrap();
-    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs)).await.unwrap().unwrap();
+    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
+        .await
+        .unwrap()
+        .unwrap();
     // The tree stops by itself.
-    tokio::time::timeout(TIMEOUT, handle.stopped()).await.expect("tree stopped after escalation");
+    tokio::time::timeout(TIMEOUT, handle.stopped())
+        .await
+        .expect("tree stopped after escalation");
     scenario.teardown();
 
     let reason = handle.escalation().expect("escalation reason published");
     assert!(reason.contains("max_restarts = 3"), "{reason}");
-    assert!(reason.contains("always"), "names the last failure: {reason}");
-    assert!(outcomes.iter().all(|o| o.state == JobState::Failed), "{outcomes:?}");
+    assert!(
+        reason.contains("always"),
+        "names the last failure: {reason}"
+    );
+    assert!(
+        outcomes.iter().all(|o| o.state == JobState::Failed),
+        "{outcomes:?}"
+    );
     let mut saw = false;
     while let Ok(e) = events.try_recv() {
         if let Event::Escalated { reason: r } = e {
@@ -129,10 +149,15 @@ async fn a_restart_storm_escalates_cleanly_with_the_reason() {
         }
     }
     assert!(saw, "subscribers are told");
-    assert!(matches!(handle.status().await, Err(trainer_actors::Error::Escalated(_))));
+    assert!(matches!(
+        handle.status().await,
+        Err(trainer_actors::Error::Escalated(_))
+    ));
     drop(handle); // releases the store
-    // Nothing half-written: the store opens and holds no version.
-    assert!(versions_per_model(&dir.path().join("store")).values().all(|v| v.is_empty()));
+                  // Nothing half-written: the store opens and holds no version.
+    assert!(versions_per_model(&dir.path().join("store"))
+        .values()
+        .all(|v| v.is_empty()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,14 +167,25 @@ async fn persister_write_errors_are_retried_without_partial_versions() {
     let dir = tempfile::tempdir().unwrap();
     let handle = TrainerHandle::spawn(fast_config(dir.path())).await.unwrap();
     let jobs = handle.train_all().await.unwrap();
-    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs)).await.unwrap().unwrap();
+    let outcomes = tokio::time::timeout(TIMEOUT, handle.wait(&jobs))
+        .await
+        .unwrap()
+        .unwrap();
     let status = handle.status().await.unwrap();
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
     drop(handle); // releases the store
     scenario.teardown();
-    assert!(outcomes.iter().all(|o| o.state == JobState::Stored), "{outcomes:?}");
     assert!(
-        status.recent_errors.iter().filter(|e| e.contains("store write failed")).count() == 3,
+        outcomes.iter().all(|o| o.state == JobState::Stored),
+        "{outcomes:?}"
+    );
+    assert!(
+        status
+            .recent_errors
+            .iter()
+            .filter(|e| e.contains("store write failed"))
+            .count()
+            == 3,
         "{:?}",
         status.recent_errors
     );
@@ -171,7 +207,9 @@ async fn predictions_keep_being_answered_while_trainers_train_and_crash() {
     handle.wait(&jobs).await.unwrap();
     fail::cfg("trainer.fit", "3*panic(crash while serving)").unwrap();
     let jobs = handle.train_all().await.unwrap();
-    let row = [0.001, 1.002, 0.999, 100.0, 100.0, 100.0, 0.5, 0.6, 10.0, 1.0, 55.0, 0.1];
+    let row = [
+        0.001, 1.002, 0.999, 100.0, 100.0, 100.0, 0.5, 0.6, 10.0, 1.0, 55.0, 0.1,
+    ];
     let start = Instant::now();
     let mut answered = 0u64;
     let mut worst = Duration::ZERO;
@@ -187,7 +225,11 @@ async fn predictions_keep_being_answered_while_trainers_train_and_crash() {
         let t = Instant::now();
         handle.status().await.expect("status answered");
         status_worst = status_worst.max(t.elapsed());
-        let done = handle.job(*jobs.last().unwrap()).await.unwrap().is_some_and(|o| o.state.is_terminal())
+        let done = handle
+            .job(*jobs.last().unwrap())
+            .await
+            .unwrap()
+            .is_some_and(|o| o.state.is_terminal())
             && futures_all_terminal(&handle, &jobs).await;
         if done {
             break;
@@ -202,9 +244,16 @@ async fn predictions_keep_being_answered_while_trainers_train_and_crash() {
     scenario.teardown();
     assert!(answered > 50, "{answered}");
     assert_eq!(status.restarts, 3);
-    assert!(worst < Duration::from_millis(5), "a prediction took {worst:?}");
+    assert!(
+        worst < Duration::from_millis(5),
+        "a prediction took {worst:?}"
+    );
     eprintln!("predictions: {answered}, worst {worst:?}; status worst {status_worst:?}");
-    assert_eq!(served, vec![Some(2); 5], "every model swapped to its new version");
+    assert_eq!(
+        served,
+        vec![Some(2); 5],
+        "every model swapped to its new version"
+    );
 }
 
 async fn futures_all_terminal(handle: &TrainerHandle, jobs: &[u64]) -> bool {
@@ -220,7 +269,9 @@ async fn futures_all_terminal(handle: &TrainerHandle, jobs: &[u64]) -> bool {
 /// Child side of the SIGKILL test: writes versions in a loop until killed.
 #[test]
 fn sigkill_child_writer() {
-    let Ok(dir) = std::env::var("TRAINER_TEST_KILL_WRITER") else { return };
+    let Ok(dir) = std::env::var("TRAINER_TEST_KILL_WRITER") else {
+        return;
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut cfg = fast_config(std::path::Path::new(&dir));
@@ -239,7 +290,12 @@ fn sigkill_in_the_middle_of_writing_versions_leaves_a_store_that_decodes() {
     let exe = std::env::current_exe().unwrap();
     for (round, delay_ms) in [700u64, 1100, 1500, 1900].into_iter().enumerate() {
         let mut child = std::process::Command::new(&exe)
-            .args(["--exact", "sigkill_child_writer", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "sigkill_child_writer",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("TRAINER_TEST_KILL_WRITER", dir.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -253,13 +309,18 @@ fn sigkill_in_the_middle_of_writing_versions_leaves_a_store_that_decodes() {
         let mut complete = 0;
         for m in MODELS {
             for listed in store.list(m).unwrap() {
-                let rec = listed.record.unwrap_or_else(|e| panic!("round {round}: {m}@{}: {e}", listed.version));
+                let rec = listed
+                    .record
+                    .unwrap_or_else(|e| panic!("round {round}: {m}@{}: {e}", listed.version));
                 trainer::models::bundle::ModelBundle::decode(&rec.bundle).expect("bundle decodes");
                 complete += 1;
             }
             if let Some(active) = store.active_version(m).unwrap() {
                 let rec = store.get(m, active).unwrap();
-                assert!(rec.is_some(), "round {round}: active pointer of {m} names version {active}, which is missing");
+                assert!(
+                    rec.is_some(),
+                    "round {round}: active pointer of {m} names version {active}, which is missing"
+                );
             }
         }
         eprintln!("round {round}: killed after {delay_ms} ms; {complete} complete versions");

@@ -66,16 +66,25 @@ fn signature(cfg: &DataConfig) -> Option<FileSignature> {
         return None;
     }
     let meta = std::fs::metadata(&cfg.path).ok()?;
-    Some(FileSignature { len: meta.len(), modified: meta.modified().ok() })
+    Some(FileSignature {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    })
 }
 
 /// Loads the configured data (blocking).
 pub fn load_snapshot(cfg: &DataConfig) -> trainer::Result<Snapshot> {
-    crate::failpoint!("loader.read", |_| Err(trainer::Error::Data("failpoint loader.read".into())));
+    crate::failpoint!("loader.read", |_| Err(trainer::Error::Data(
+        "failpoint loader.read".into()
+    )));
     let (bars, source) = match cfg.source {
         DataSource::Csv => {
-            let (bars, _report) =
-                data::load_csv(&cfg.path, &LoadOptions { on_bad_row: cfg.on_bad_row })?;
+            let (bars, _report) = data::load_csv(
+                &cfg.path,
+                &LoadOptions {
+                    on_bad_row: cfg.on_bad_row,
+                },
+            )?;
             (bars, cfg.path.display().to_string())
         }
         DataSource::Synthetic => {
@@ -84,7 +93,13 @@ pub fn load_snapshot(cfg: &DataConfig) -> trainer::Result<Snapshot> {
                 seed: cfg.synthetic_seed,
                 ..SyntheticParams::default()
             };
-            (data::generate(&params), format!("synthetic(rows={}, seed={})", cfg.synthetic_rows, cfg.synthetic_seed))
+            (
+                data::generate(&params),
+                format!(
+                    "synthetic(rows={}, seed={})",
+                    cfg.synthetic_rows, cfg.synthetic_seed
+                ),
+            )
         }
     };
     if bars.is_empty() {
@@ -97,7 +112,10 @@ pub fn load_snapshot(cfg: &DataConfig) -> trainer::Result<Snapshot> {
         last_ts: bars.ts[bars.len() - 1],
         bars: bars.len() as u64,
     };
-    Ok(Snapshot { bars: Arc::new(bars), info })
+    Ok(Snapshot {
+        bars: Arc::new(bars),
+        info,
+    })
 }
 
 impl Actor for DataLoaderActor {
@@ -110,7 +128,12 @@ impl Actor for DataLoaderActor {
         _myself: ActorRef<Self::Msg>,
         args: DataLoaderArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(DataLoaderState { cfg: args.cfg, supervisor: args.supervisor, current: None, signature: None })
+        Ok(DataLoaderState {
+            cfg: args.cfg,
+            supervisor: args.supervisor,
+            current: None,
+            signature: None,
+        })
     }
 
     async fn handle(
@@ -131,13 +154,17 @@ async fn load(state: &mut DataLoaderState) {
     let sig = signature(&state.cfg);
     if let (Some(current), Some(sig)) = (&state.current, sig) {
         if state.signature == Some(sig) {
-            let _ = state.supervisor.cast(SupervisorMsg::DataLoaded(Ok(current.clone())));
+            let _ = state
+                .supervisor
+                .cast(SupervisorMsg::DataLoaded(Ok(current.clone())));
             return;
         }
     }
     if state.cfg.source == DataSource::Synthetic {
         if let Some(current) = &state.current {
-            let _ = state.supervisor.cast(SupervisorMsg::DataLoaded(Ok(current.clone())));
+            let _ = state
+                .supervisor
+                .cast(SupervisorMsg::DataLoaded(Ok(current.clone())));
             return;
         }
     }

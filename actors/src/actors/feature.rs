@@ -31,7 +31,11 @@ pub enum FeatureMsg {
 impl std::fmt::Debug for FeatureMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FeatureMsg::Compute { snapshot, timeframe, horizon } => f
+            FeatureMsg::Compute {
+                snapshot,
+                timeframe,
+                horizon,
+            } => f
                 .debug_struct("Compute")
                 .field("bars", &snapshot.info.bars)
                 .field("timeframe", timeframe)
@@ -66,7 +70,10 @@ impl Actor for FeatureActor {
         _myself: ActorRef<Self::Msg>,
         args: FeatureArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(FeatureState { supervisor: args.supervisor, cache: HashMap::new() })
+        Ok(FeatureState {
+            supervisor: args.supervisor,
+            cache: HashMap::new(),
+        })
     }
 
     async fn handle(
@@ -76,15 +83,22 @@ impl Actor for FeatureActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            FeatureMsg::Compute { snapshot, timeframe, horizon } => {
-                compute(state, snapshot, timeframe, horizon).await
-            }
+            FeatureMsg::Compute {
+                snapshot,
+                timeframe,
+                horizon,
+            } => compute(state, snapshot, timeframe, horizon).await,
         }
         Ok(())
     }
 }
 
-async fn compute(state: &mut FeatureState, snapshot: Arc<Snapshot>, timeframe: Timeframe, horizon: usize) {
+async fn compute(
+    state: &mut FeatureState,
+    snapshot: Arc<Snapshot>,
+    timeframe: Timeframe,
+    horizon: usize,
+) {
     let hash = snapshot.info.content_hash.clone();
     let key = (hash.clone(), timeframe, horizon);
     let result = if let Some(fs) = state.cache.get(&key) {
@@ -107,5 +121,9 @@ async fn compute(state: &mut FeatureState, snapshot: Arc<Snapshot>, timeframe: T
             Err(e) => Err(format!("feature computation panicked: {e}")),
         }
     };
-    let _ = state.supervisor.cast(SupervisorMsg::FeaturesReady { hash, timeframe, result });
+    let _ = state.supervisor.cast(SupervisorMsg::FeaturesReady {
+        hash,
+        timeframe,
+        result,
+    });
 }

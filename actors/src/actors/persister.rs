@@ -50,7 +50,9 @@ impl std::fmt::Debug for PersisterMsg {
             PersisterMsg::Store { job, record } => {
                 write!(f, "Store {{ job: {job}, model: {} }}", record.model_id)
             }
-            PersisterMsg::Activate { model, version, .. } => write!(f, "Activate {model}@{version}"),
+            PersisterMsg::Activate { model, version, .. } => {
+                write!(f, "Activate {model}@{version}")
+            }
             PersisterMsg::Rollback { model, .. } => write!(f, "Rollback {model}"),
             PersisterMsg::Flush(_) => f.write_str("Flush"),
         }
@@ -87,7 +89,11 @@ impl Actor for PersisterActor {
         _myself: ActorRef<Self::Msg>,
         args: PersisterArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(PersisterState { store: args.store, keep_versions: args.keep_versions, supervisor: args.supervisor })
+        Ok(PersisterState {
+            store: args.store,
+            keep_versions: args.keep_versions,
+            supervisor: args.supervisor,
+        })
     }
 
     async fn handle(
@@ -98,7 +104,11 @@ impl Actor for PersisterActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             PersisterMsg::Store { job, record } => store(state, job, *record).await,
-            PersisterMsg::Activate { model, version, reply } => {
+            PersisterMsg::Activate {
+                model,
+                version,
+                reply,
+            } => {
                 let _ = reply.send(activate(state, model, version).await);
             }
             PersisterMsg::Rollback { model, reply } => {
@@ -114,7 +124,9 @@ impl Actor for PersisterActor {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> trainer::Result<T> + Send + 'static) -> Result<T, String> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> trainer::Result<T> + Send + 'static,
+) -> Result<T, String> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(e) => Err(format!("store task failed: {e}")),
@@ -122,7 +134,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> trainer::Result<T> + Se
 }
 
 fn write(store: &Store, record: ModelRecord, keep: usize) -> trainer::Result<PutOutcome> {
-    crate::failpoint!("persister.write", |_| Err(trainer::Error::Store("failpoint persister.write".into())));
+    crate::failpoint!("persister.write", |_| Err(trainer::Error::Store(
+        "failpoint persister.write".into()
+    )));
     store.put_version(record, keep)
 }
 
@@ -132,7 +146,9 @@ async fn store(state: &mut PersisterState, job: JobId, record: ModelRecord) {
     let model = record.model_id.clone();
     let result = blocking(move || write(&store, record, keep)).await;
     match &result {
-        Ok(o) => tracing::info!(model = %model, version = o.version, duplicate = o.already_stored, "stored"),
+        Ok(o) => {
+            tracing::info!(model = %model, version = o.version, duplicate = o.already_stored, "stored")
+        }
         Err(e) => tracing::warn!(model = %model, error = %e, "store write failed"),
     }
     let _ = state.supervisor.cast(SupervisorMsg::Stored { job, result });

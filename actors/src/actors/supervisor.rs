@@ -287,7 +287,12 @@ impl Actor for SupervisorActor {
             children: HashMap::new(),
             child_restarts: HashMap::new(),
             slots: (0..trainers)
-                .map(|_| Slot { actor: None, state: SlotState::Restarting, job: None, restarts: 0 })
+                .map(|_| Slot {
+                    actor: None,
+                    state: SlotState::Restarting,
+                    job: None,
+                    restarts: 0,
+                })
                 .collect(),
             threads_per_trainer,
             jobs: BTreeMap::new(),
@@ -371,7 +376,9 @@ impl Actor for SupervisorActor {
                 let _ = reply.send(cancel_job(state, id));
                 answer_waiters(state);
             }
-            SupervisorMsg::Activate(model, version, reply) => activate(state, model, version, reply),
+            SupervisorMsg::Activate(model, version, reply) => {
+                activate(state, model, version, reply)
+            }
             SupervisorMsg::Rollback(model, reply) => rollback(state, model, reply),
             SupervisorMsg::Shutdown(grace, reply) => shutdown(&myself, state, grace, reply),
             SupervisorMsg::DataLoaded(result) => data_loaded(&myself, state, result),
@@ -384,15 +391,21 @@ impl Actor for SupervisorActor {
                     dispatch(&myself, state);
                 }
             }
-            SupervisorMsg::FeaturesReady { hash, timeframe, result } => {
-                features_ready(&myself, state, hash, timeframe, result)
-            }
-            SupervisorMsg::Progress { trainer, job, progress } => {
-                on_progress(state, trainer, job, progress)
-            }
-            SupervisorMsg::JobTrained { trainer, job, record } => {
-                job_trained(&myself, state, trainer, job, record)
-            }
+            SupervisorMsg::FeaturesReady {
+                hash,
+                timeframe,
+                result,
+            } => features_ready(&myself, state, hash, timeframe, result),
+            SupervisorMsg::Progress {
+                trainer,
+                job,
+                progress,
+            } => on_progress(state, trainer, job, progress),
+            SupervisorMsg::JobTrained {
+                trainer,
+                job,
+                record,
+            } => job_trained(&myself, state, trainer, job, record),
             SupervisorMsg::Stored { job, result } => stored(&myself, state, job, result),
             SupervisorMsg::RestartTrainer(i) => {
                 if state.drain.is_none() {
@@ -482,7 +495,9 @@ fn load_active_models(state: &mut SupervisorState) {
 fn install(state: &mut SupervisorState, record: &ModelRecord) {
     match ModelBundle::decode(&record.bundle) {
         Ok(bundle) => {
-            state.active_data.insert(record.model_id.clone(), record.data.last_ts);
+            state
+                .active_data
+                .insert(record.model_id.clone(), record.data.last_ts);
             state.cache.install(ActiveModel {
                 model: record.model_id.clone(),
                 version: record.version,
@@ -491,7 +506,10 @@ fn install(state: &mut SupervisorState, record: &ModelRecord) {
         }
         Err(e) => {
             tracing::error!(model = %record.model_id, version = record.version, error = %e, "model bundle cannot be decoded; not served");
-            note_error(state, format!("{}@{}: {e}", record.model_id, record.version));
+            note_error(
+                state,
+                format!("{}@{}: {e}", record.model_id, record.version),
+            );
         }
     }
 }
@@ -504,7 +522,10 @@ async fn spawn_child(
     let cell = myself.get_cell();
     let id = match kind {
         ChildKind::Loader => {
-            let args = DataLoaderArgs { cfg: state.cfg.data.clone(), supervisor: myself.clone() };
+            let args = DataLoaderArgs {
+                cfg: state.cfg.data.clone(),
+                supervisor: myself.clone(),
+            };
             let (r, _) = Actor::spawn_linked(None, DataLoaderActor, args, cell).await?;
             let id = r.get_id();
             state.loader = Some(r);
@@ -512,7 +533,9 @@ async fn spawn_child(
             id
         }
         ChildKind::Feature => {
-            let args = FeatureArgs { supervisor: myself.clone() };
+            let args = FeatureArgs {
+                supervisor: myself.clone(),
+            };
             let (r, _) = Actor::spawn_linked(None, FeatureActor, args, cell).await?;
             let id = r.get_id();
             state.feature = Some(r);
@@ -540,7 +563,11 @@ async fn spawn_trainer(
     state: &mut SupervisorState,
     index: usize,
 ) -> Result<(), ActorProcessingErr> {
-    let args = TrainerArgs { index, threads: state.threads_per_trainer, supervisor: myself.clone() };
+    let args = TrainerArgs {
+        index,
+        threads: state.threads_per_trainer,
+        supervisor: myself.clone(),
+    };
     let (r, _) = Actor::spawn_linked(None, TrainerActor, args, myself.get_cell()).await?;
     state.children.insert(r.get_id(), Child::Trainer(index));
     let slot = &mut state.slots[index];
@@ -552,7 +579,12 @@ async fn spawn_trainer(
 
 /// Queues `spec` unless a job for it is already queued (coalescing); returns the job id.
 fn enqueue(state: &mut SupervisorState, spec: ModelSpec) -> JobId {
-    if let Some(id) = state.queue.iter().copied().find(|id| state.jobs.get(id).is_some_and(|j| j.spec == spec)) {
+    if let Some(id) = state
+        .queue
+        .iter()
+        .copied()
+        .find(|id| state.jobs.get(id).is_some_and(|j| j.spec == spec))
+    {
         return id;
     }
     let id = state.next_job;
@@ -617,7 +649,11 @@ fn dispatch(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState) {
     for tf in needed {
         if !state.features.contains_key(&tf) && !state.features_pending.contains(&tf) {
             if let Some(feature) = &state.feature {
-                let msg = FeatureMsg::Compute { snapshot: snapshot.clone(), timeframe: tf, horizon };
+                let msg = FeatureMsg::Compute {
+                    snapshot: snapshot.clone(),
+                    timeframe: tf,
+                    horizon,
+                };
                 if feature.cast(msg).is_ok() {
                     state.features_pending.push(tf);
                 }
@@ -626,18 +662,27 @@ fn dispatch(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState) {
     }
     // Assign ready jobs to idle trainers, in queue order.
     loop {
-        let Some(slot_idx) = state.slots.iter().position(|s| s.state == SlotState::Idle && s.actor.is_some()) else {
-            return;
-        };
-        let Some(pos) = state
-            .queue
+        let Some(slot_idx) = state
+            .slots
             .iter()
-            .position(|id| state.jobs.get(id).is_some_and(|j| state.features.contains_key(&j.spec.timeframe)))
+            .position(|s| s.state == SlotState::Idle && s.actor.is_some())
         else {
             return;
         };
-        let Some(id) = state.queue.remove(pos) else { return };
-        let Some(job) = state.jobs.get_mut(&id) else { continue };
+        let Some(pos) = state.queue.iter().position(|id| {
+            state
+                .jobs
+                .get(id)
+                .is_some_and(|j| state.features.contains_key(&j.spec.timeframe))
+        }) else {
+            return;
+        };
+        let Some(id) = state.queue.remove(pos) else {
+            return;
+        };
+        let Some(job) = state.jobs.get_mut(&id) else {
+            continue;
+        };
         let features = state.features[&job.spec.timeframe].clone();
         job.attempts += 1;
         job.state = JobState::Running;
@@ -655,12 +700,23 @@ fn dispatch(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState) {
         let attempt = job.attempts;
         let model = job.spec.id();
         let slot = &mut state.slots[slot_idx];
-        let sent = slot.actor.as_ref().map(|a| a.cast(TrainerMsg::Run(Box::new(work))));
+        let sent = slot
+            .actor
+            .as_ref()
+            .map(|a| a.cast(TrainerMsg::Run(Box::new(work))));
         if matches!(sent, Some(Ok(()))) {
             slot.state = SlotState::Busy;
             slot.job = Some(id);
             tracing::info!(job = id, model = %model, trainer = slot_idx, attempt, "started");
-            publish(state, Event::Started { job: id, model, trainer: slot_idx, attempt });
+            publish(
+                state,
+                Event::Started {
+                    job: id,
+                    model,
+                    trainer: slot_idx,
+                    attempt,
+                },
+            );
         } else {
             // The trainer is gone; its failure event will restart it. Put the job back.
             slot.state = SlotState::Restarting;
@@ -734,7 +790,12 @@ fn features_ready(
                 .queue
                 .iter()
                 .copied()
-                .filter(|id| state.jobs.get(id).is_some_and(|j| j.spec.timeframe == timeframe))
+                .filter(|id| {
+                    state
+                        .jobs
+                        .get(id)
+                        .is_some_and(|j| j.spec.timeframe == timeframe)
+                })
                 .collect();
             state.queue.retain(|id| !ids.contains(id));
             for id in ids {
@@ -747,7 +808,9 @@ fn features_ready(
 }
 
 fn on_progress(state: &mut SupervisorState, trainer: usize, job: JobId, progress: Progress) {
-    let Some(entry) = state.jobs.get_mut(&job) else { return };
+    let Some(entry) = state.jobs.get_mut(&job) else {
+        return;
+    };
     if entry.trainer != Some(trainer) || entry.state != JobState::Running {
         return;
     }
@@ -792,11 +855,15 @@ fn job_trained(
 }
 
 fn send_store(state: &mut SupervisorState, job: JobId) {
-    let Some(entry) = state.jobs.get_mut(&job) else { return };
+    let Some(entry) = state.jobs.get_mut(&job) else {
+        return;
+    };
     if entry.state != JobState::Storing {
         return;
     }
-    let Some(record) = entry.record.clone() else { return };
+    let Some(record) = entry.record.clone() else {
+        return;
+    };
     entry.store_attempts += 1;
     if let Some(p) = &state.persister {
         // If the cast fails the persister is down; its restart resends every unconfirmed write.
@@ -822,7 +889,9 @@ fn stored(
     job: JobId,
     result: Result<PutOutcome, String>,
 ) {
-    let Some(entry) = state.jobs.get_mut(&job) else { return };
+    let Some(entry) = state.jobs.get_mut(&job) else {
+        return;
+    };
     if entry.state != JobState::Storing {
         return;
     }
@@ -843,8 +912,21 @@ fn stored(
                 }
             }
             tracing::info!(job, model = %model, version = outcome.version, "finished");
-            publish(state, Event::Finished { job, model: model.clone(), version: outcome.version });
-            publish(state, Event::Activated { model, version: outcome.version });
+            publish(
+                state,
+                Event::Finished {
+                    job,
+                    model: model.clone(),
+                    version: outcome.version,
+                },
+            );
+            publish(
+                state,
+                Event::Activated {
+                    model,
+                    version: outcome.version,
+                },
+            );
             answer_waiters(state);
         }
         Err(e) => {
@@ -860,7 +942,13 @@ fn stored(
                 state.jobs_failed += 1;
                 publish(
                     state,
-                    Event::AttemptFailed { job, model, attempt: attempts, error: e, final_failure: true },
+                    Event::AttemptFailed {
+                        job,
+                        model,
+                        attempt: attempts,
+                        error: e,
+                        final_failure: true,
+                    },
                 );
                 answer_waiters(state);
             } else {
@@ -875,16 +963,21 @@ fn stored(
 /// Exponential backoff with up to 50% jitter: `initial * 2^(n-1)`, capped.
 fn backoff(cfg: &Config, n: u32) -> Duration {
     let s = &cfg.supervision;
-    let exp = s.backoff_initial.saturating_mul(1u32 << n.saturating_sub(1).min(16));
+    let exp = s
+        .backoff_initial
+        .saturating_mul(1u32 << n.saturating_sub(1).min(16));
     let base = exp.min(s.backoff_max);
     let jitter = rand::thread_rng().gen_range(0.0..0.5);
-    base.mul_f64(1.0 + jitter).min(s.backoff_max.max(s.backoff_initial))
+    base.mul_f64(1.0 + jitter)
+        .min(s.backoff_max.max(s.backoff_initial))
 }
 
 /// Records a failed attempt of `id`; re-queues it or fails it for good.
 fn attempt_failed(state: &mut SupervisorState, id: JobId, error: String) {
     let max = state.cfg.supervision.max_attempts;
-    let Some(job) = state.jobs.get_mut(&id) else { return };
+    let Some(job) = state.jobs.get_mut(&id) else {
+        return;
+    };
     // An attempt that never reached a trainer (data or features failed) still counts.
     if job.state == JobState::Queued {
         job.attempts += 1;
@@ -905,7 +998,16 @@ fn attempt_failed(state: &mut SupervisorState, id: JobId, error: String) {
         tracing::warn!(job = id, model = %model, attempt, error = %error, "attempt failed; job re-queued");
     }
     note_error(state, format!("{model} attempt {attempt}: {error}"));
-    publish(state, Event::AttemptFailed { job: id, model, attempt, error, final_failure });
+    publish(
+        state,
+        Event::AttemptFailed {
+            job: id,
+            model,
+            attempt,
+            error,
+            final_failure,
+        },
+    );
 }
 
 fn child_down(
@@ -914,7 +1016,9 @@ fn child_down(
     cell: ActorCell,
     error: Option<String>,
 ) {
-    let Some(child) = state.children.remove(&cell.get_id()) else { return };
+    let Some(child) = state.children.remove(&cell.get_id()) else {
+        return;
+    };
     let error = error.unwrap_or_else(|| "stopped".into());
     match child {
         Child::Trainer(i) => {
@@ -930,7 +1034,13 @@ fn child_down(
             }
             let delay = backoff(&state.cfg, state.slots[i].restarts);
             tracing::warn!(trainer = i, restarts = state.slots[i].restarts, delay_ms = delay.as_millis() as u64, error = %error, "trainer failed; restarting");
-            publish(state, Event::TrainerRestarted { trainer: i, restarts: state.slots[i].restarts });
+            publish(
+                state,
+                Event::TrainerRestarted {
+                    trainer: i,
+                    restarts: state.slots[i].restarts,
+                },
+            );
             drop(myself.send_after(delay, move || SupervisorMsg::RestartTrainer(i)));
         }
         Child::Single(kind) => {
@@ -959,12 +1069,20 @@ fn child_down(
 }
 
 /// Counts a restart against the intensity limit. Returns false (and escalates) when exceeded.
-fn count_restart(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, what: &str) -> bool {
+fn count_restart(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    what: &str,
+) -> bool {
     let now = Instant::now();
     let window = state.cfg.supervision.restart_window;
     state.total_restarts += 1;
     state.restart_times.push_back(now);
-    while state.restart_times.front().is_some_and(|t| now.duration_since(*t) > window) {
+    while state
+        .restart_times
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > window)
+    {
         state.restart_times.pop_front();
     }
     let max = state.cfg.supervision.max_restarts as usize;
@@ -985,7 +1103,12 @@ fn escalate(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, reaso
     if let Ok(mut e) = state.escalation.lock() {
         *e = Some(reason.clone());
     }
-    publish(state, Event::Escalated { reason: reason.clone() });
+    publish(
+        state,
+        Event::Escalated {
+            reason: reason.clone(),
+        },
+    );
     // Every job not yet stored fails with the reason; waiters get their answers.
     let open: Vec<JobId> = state
         .jobs
@@ -1047,7 +1170,10 @@ fn answer_waiters(state: &mut SupervisorState) {
                 .all(|id| state.jobs.get(id).is_none_or(|j| j.state.is_terminal()));
         if done {
             let (ids, reply) = state.waiters.swap_remove(i);
-            let outcomes = ids.iter().filter_map(|id| state.jobs.get(id).map(|j| outcome(*id, j))).collect();
+            let outcomes = ids
+                .iter()
+                .filter_map(|id| state.jobs.get(id).map(|j| outcome(*id, j)))
+                .collect();
             let _ = reply.send(outcomes);
         } else {
             i += 1;
@@ -1056,7 +1182,9 @@ fn answer_waiters(state: &mut SupervisorState) {
 }
 
 fn cancel_job(state: &mut SupervisorState, id: JobId) -> bool {
-    let Some(job) = state.jobs.get_mut(&id) else { return false };
+    let Some(job) = state.jobs.get_mut(&id) else {
+        return false;
+    };
     match job.state {
         JobState::Queued => {
             job.state = JobState::Failed;
@@ -1097,7 +1225,9 @@ fn status(state: &SupervisorState) -> Status {
                 .into(),
                 job: job.map(|(id, _)| id),
                 model: job.map(|(_, j)| j.spec.id()),
-                progress: job.and_then(|(_, j)| j.progress).map(|p| (p.stage, p.stages, p.done, p.total)),
+                progress: job
+                    .and_then(|(_, j)| j.progress)
+                    .map(|p| (p.stage, p.stages, p.done, p.total)),
                 restarts: s.restarts,
             }
         })
@@ -1128,7 +1258,12 @@ fn status(state: &SupervisorState) -> Status {
     }
 }
 
-fn activate(state: &mut SupervisorState, model: String, version: u64, reply: RpcReplyPort<Result<(), String>>) {
+fn activate(
+    state: &mut SupervisorState,
+    model: String,
+    version: u64,
+    reply: RpcReplyPort<Result<(), String>>,
+) {
     let Some(p) = state.persister.clone() else {
         let _ = reply.send(Err("the persister is restarting; try again".into()));
         return;
@@ -1139,7 +1274,11 @@ fn activate(state: &mut SupervisorState, model: String, version: u64, reply: Rpc
     let cache = state.cache.clone();
     let events = state.events.clone();
     tokio::spawn(async move {
-        let r = ractor::call!(p, |tx| PersisterMsg::Activate { model: model.clone(), version, reply: tx });
+        let r = ractor::call!(p, |tx| PersisterMsg::Activate {
+            model: model.clone(),
+            version,
+            reply: tx
+        });
         let r = match r {
             Ok(Ok(())) => reload(&store, &cache, &events, &model),
             Ok(Err(e)) => Err(e),
@@ -1158,7 +1297,10 @@ fn rollback(state: &mut SupervisorState, model: String, reply: RpcReplyPort<Resu
     let cache = state.cache.clone();
     let events = state.events.clone();
     tokio::spawn(async move {
-        let r = ractor::call!(p, |tx| PersisterMsg::Rollback { model: model.clone(), reply: tx });
+        let r = ractor::call!(p, |tx| PersisterMsg::Rollback {
+            model: model.clone(),
+            reply: tx
+        });
         let r = match r {
             Ok(Ok(_)) => reload(&store, &cache, &events, &model),
             Ok(Err(e)) => Err(e),
@@ -1180,8 +1322,15 @@ fn reload(
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{model} has no active version"))?;
     let bundle = ModelBundle::decode(&record.bundle).map_err(|e| e.to_string())?;
-    cache.install(ActiveModel { model: model.to_string(), version: record.version, bundle });
-    let _ = events.send(Event::Activated { model: model.to_string(), version: record.version });
+    cache.install(ActiveModel {
+        model: model.to_string(),
+        version: record.version,
+        bundle,
+    });
+    let _ = events.send(Event::Activated {
+        model: model.to_string(),
+        version: record.version,
+    });
     Ok(record.version)
 }
 
@@ -1205,13 +1354,19 @@ fn shutdown(
             j.error = Some("cancelled by shutdown".into());
         }
     }
-    state.drain = Some(Drain { reply: Some(reply), grace_over: false, cancelled: 0 });
+    state.drain = Some(Drain {
+        reply: Some(reply),
+        grace_over: false,
+        cancelled: 0,
+    });
     drop(myself.send_after(grace, || SupervisorMsg::GraceOver));
     answer_waiters(state);
 }
 
 fn grace_over(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState) {
-    let Some(drain) = &mut state.drain else { return };
+    let Some(drain) = &mut state.drain else {
+        return;
+    };
     drain.grace_over = true;
     let running: Vec<JobId> = state
         .jobs
@@ -1227,26 +1382,36 @@ fn grace_over(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState) {
             j.error = Some("cancelled by shutdown".into());
         }
     }
-    tracing::warn!(cancelled = running.len(), "shutdown grace period over; running jobs cancelled");
+    tracing::warn!(
+        cancelled = running.len(),
+        "shutdown grace period over; running jobs cancelled"
+    );
     answer_waiters(state);
     let _ = myself;
 }
 
 /// Finishes the shutdown once nothing runs and every write is confirmed.
 fn check_drained(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState) {
-    let Some(drain) = &mut state.drain else { return };
+    let Some(drain) = &mut state.drain else {
+        return;
+    };
     let running = state.jobs.values().any(|j| j.state == JobState::Running);
     let storing = state.jobs.values().any(|j| j.state == JobState::Storing);
     if storing || (running && !drain.grace_over) {
         return;
     }
     let cancelled = drain.cancelled;
-    let Some(reply) = drain.reply.take() else { return };
+    let Some(reply) = drain.reply.take() else {
+        return;
+    };
     let flushed = match state.store.flush() {
         Ok(()) => "store flushed".to_string(),
         Err(e) => format!("store flush failed: {e}"),
     };
-    let msg = format!("stopped: {} jobs stored, {cancelled} cancelled, {flushed}", state.jobs_done);
+    let msg = format!(
+        "stopped: {} jobs stored, {cancelled} cancelled, {flushed}",
+        state.jobs_done
+    );
     tracing::info!("{msg}");
     let _ = reply.send(msg);
     for slot in &state.slots {

@@ -57,7 +57,13 @@ pub enum TrainerMsg {
 impl std::fmt::Debug for TrainerMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TrainerMsg::Run(w) => write!(f, "Run {{ job: {}, model: {}, rows: {} }}", w.job, w.spec, w.features.rows()),
+            TrainerMsg::Run(w) => write!(
+                f,
+                "Run {{ job: {}, model: {}, rows: {} }}",
+                w.job,
+                w.spec,
+                w.features.rows()
+            ),
             TrainerMsg::Cancel(j) => write!(f, "Cancel({j})"),
             TrainerMsg::Outcome(j, r) => write!(f, "Outcome({j}, ok: {})", r.is_ok()),
             TrainerMsg::Panicked(j, m) => write!(f, "Panicked({j}, {m})"),
@@ -113,7 +119,12 @@ impl Actor for TrainerActor {
         std::thread::Builder::new()
             .name(format!("trainer-{index}"))
             .spawn(move || thread_main(index, threads, rx, myself, supervisor))?;
-        Ok(TrainerState { index, work_tx: Some(tx), current: None, supervisor: args.supervisor })
+        Ok(TrainerState {
+            index,
+            work_tx: Some(tx),
+            current: None,
+            supervisor: args.supervisor,
+        })
     }
 
     async fn handle(
@@ -139,12 +150,20 @@ impl Actor for TrainerActor {
 
 fn run(state: &mut TrainerState, work: Box<Work>) -> Result<(), ActorProcessingErr> {
     if let Some((busy, _)) = &state.current {
-        return Err(format!("trainer-{} got job {} while running job {busy}", state.index, work.job).into());
+        return Err(format!(
+            "trainer-{} got job {} while running job {busy}",
+            state.index, work.job
+        )
+        .into());
     }
     let cancel = Arc::new(AtomicBool::new(false));
     state.current = Some((work.job, cancel.clone()));
-    let tx = state.work_tx.as_ref().ok_or("trainer thread channel closed")?;
-    tx.send((work, cancel)).map_err(|_| format!("trainer-{} thread is gone", state.index))?;
+    let tx = state
+        .work_tx
+        .as_ref()
+        .ok_or("trainer thread channel closed")?;
+    tx.send((work, cancel))
+        .map_err(|_| format!("trainer-{} thread is gone", state.index))?;
     Ok(())
 }
 
@@ -164,7 +183,11 @@ fn outcome(
     state.current = None;
     match result {
         Ok(record) => {
-            let _ = state.supervisor.cast(SupervisorMsg::JobTrained { trainer: state.index, job, record });
+            let _ = state.supervisor.cast(SupervisorMsg::JobTrained {
+                trainer: state.index,
+                job,
+                record,
+            });
             Ok(())
         }
         // An error makes this trainer fail: the supervisor restarts it and re-queues the job.
@@ -181,7 +204,9 @@ fn thread_main(
 ) {
     while let Ok((work, cancel)) = rx.recv() {
         let job = work.job;
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| execute(index, threads, &work, &cancel, &supervisor)));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            execute(index, threads, &work, &cancel, &supervisor)
+        }));
         match result {
             Ok(r) => {
                 let _ = actor.cast(TrainerMsg::Outcome(job, r.map(Box::new)));
@@ -222,16 +247,29 @@ fn execute(
         "failpoint trainer.fit{}",
         arg.map(|a| format!(": {a}")).unwrap_or_default()
     )));
-    crate::failpoint!(&format!("trainer.fit.{model_id}"), |arg: Option<String>| Err(format!(
-        "failpoint trainer.fit.{model_id}{}",
-        arg.map(|a| format!(": {a}")).unwrap_or_default()
-    )));
+    crate::failpoint!(&format!("trainer.fit.{model_id}"), |arg: Option<String>| {
+        Err(format!(
+            "failpoint trainer.fit.{model_id}{}",
+            arg.map(|a| format!(": {a}")).unwrap_or_default()
+        ))
+    });
     let job = work.job;
     let progress = |p: Progress| {
-        let _ = supervisor.cast(SupervisorMsg::Progress { trainer: index, job, progress: p });
+        let _ = supervisor.cast(SupervisorMsg::Progress {
+            trainer: index,
+            job,
+            progress: p,
+        });
     };
-    let trained = job::train(work.spec, &work.features, &work.params, threads, &progress, cancel)
-        .map_err(|e| e.to_string())?;
+    let trained = job::train(
+        work.spec,
+        &work.features,
+        &work.params,
+        threads,
+        &progress,
+        cancel,
+    )
+    .map_err(|e| e.to_string())?;
     let bundle = trained.bundle.encode().map_err(|e| e.to_string())?;
     Ok(ModelRecord {
         format_version: RECORD_FORMAT_VERSION,

@@ -21,7 +21,11 @@ pub const EXIT_UNREACHABLE: u8 = 3;
 
 /// Command-line arguments of `trainerctl`.
 #[derive(Debug, Parser)]
-#[command(name = "trainerctl", version, about = "Inspect and steer trainerd; compute features and fit models offline")]
+#[command(
+    name = "trainerctl",
+    version,
+    about = "Inspect and steer trainerd; compute features and fit models offline"
+)]
 pub struct Cli {
     /// Control socket of the daemon (default: control.socket from the configuration).
     #[arg(long, global = true)]
@@ -73,10 +77,16 @@ pub struct Failure {
 impl Failure {
     /// The operation failed (exit 1).
     pub fn failed(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: EXIT_FAILED, error: error.into() }
+        Failure {
+            code: EXIT_FAILED,
+            error: error.into(),
+        }
     }
     /// Bad usage or configuration (exit 2).
     pub fn usage(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: EXIT_USAGE, error: error.into() }
+        Failure {
+            code: EXIT_USAGE,
+            error: error.into(),
+        }
     }
 }

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use std::sync::atomic::AtomicBool;
 use trainer::config::Config;
 use trainer::data::{self, LoadOptions, OnBadRow, Timeframe};
 use trainer::features::{self, FEATURE_NAMES};
-use trainer::job::{self, FeatureSet, Family, ModelSpec};
-use std::sync::atomic::AtomicBool;
+use trainer::job::{self, Family, FeatureSet, ModelSpec};
 
 use super::{Cli, Failure};
 
@@ -52,7 +52,8 @@ pub struct FitArgs {
 }
 
 fn parse_timeframe(s: &str) -> Result<Timeframe, String> {
-    Timeframe::parse(s).ok_or_else(|| format!("unknown timeframe {s:?} (expected 1m, 5m, 15m or 1h)"))
+    Timeframe::parse(s)
+        .ok_or_else(|| format!("unknown timeframe {s:?} (expected 1m, 5m, 15m or 1h)"))
 }
 
 fn load_config(cli: &Cli) -> Result<Config, Failure> {
@@ -63,7 +64,11 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
 pub fn features(cli: &Cli, args: &FeaturesArgs) -> Result<(), Failure> {
     let cfg = load_config(cli)?;
     crate::logging::init(&cfg.runtime.log_level, cfg.runtime.log_format);
-    let on_bad_row = if args.skip_bad_rows { OnBadRow::Skip } else { cfg.data.on_bad_row };
+    let on_bad_row = if args.skip_bad_rows {
+        OnBadRow::Skip
+    } else {
+        cfg.data.on_bad_row
+    };
     let (bars, _report) =
         data::load_csv(&args.input, &LoadOptions { on_bad_row }).map_err(Failure::failed)?;
     let bars = data::resample(&bars, args.timeframe);
@@ -76,7 +81,9 @@ pub fn features(cli: &Cli, args: &FeaturesArgs) -> Result<(), Failure> {
     if args.out.as_os_str() == "-" {
         let stdout = std::io::stdout();
         let mut lock = std::io::BufWriter::new(stdout.lock());
-        write(&mut lock).context("writing standard output").map_err(Failure::failed)?;
+        write(&mut lock)
+            .context("writing standard output")
+            .map_err(Failure::failed)?;
     } else {
         write_atomically(&args.out, write).map_err(Failure::failed)?;
     }
@@ -93,7 +100,10 @@ fn write_atomically(
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let f = std::fs::File::create(&tmp)?;
@@ -128,15 +138,16 @@ fn apply_overrides(cfg: Config, sets: &[String]) -> Result<Config, Failure> {
             .and_then(|t| t.as_object_mut())
             .ok_or_else(|| Failure::failed(anyhow::anyhow!("configuration has no [training]")))?;
         if !section.contains_key(key) {
-            return Err(Failure::usage(anyhow::anyhow!("--set: unknown key training.{key}")));
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--set: unknown key training.{key}"
+            )));
         }
         let parsed: serde_json::Value = serde_json::from_str(raw.trim())
             .unwrap_or_else(|_| serde_json::Value::String(raw.trim().to_string()));
         section.insert(key.to_string(), parsed);
     }
-    let cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
-        Failure::usage(anyhow::anyhow!("--set: {}: {}", e.path(), e.inner()))
-    })?;
+    let cfg: Config = serde_path_to_error::deserialize(value)
+        .map_err(|e| Failure::usage(anyhow::anyhow!("--set: {}: {}", e.path(), e.inner())))?;
     cfg.validate().map_err(Failure::usage)?;
     Ok(cfg)
 }
@@ -174,9 +185,17 @@ pub fn fit(cli: &Cli, args: &FitArgs) -> Result<(), Failure> {
         "random-forest" => Family::Analyst,
         _ => Family::Tactician,
     };
-    let spec = ModelSpec { family, timeframe: args.timeframe };
-    let (bars, _) = data::load_csv(&args.input, &LoadOptions { on_bad_row: cfg.data.on_bad_row })
-        .map_err(Failure::failed)?;
+    let spec = ModelSpec {
+        family,
+        timeframe: args.timeframe,
+    };
+    let (bars, _) = data::load_csv(
+        &args.input,
+        &LoadOptions {
+            on_bad_row: cfg.data.on_bad_row,
+        },
+    )
+    .map_err(Failure::failed)?;
     let hash = bars.content_hash();
     let fs = FeatureSet::build(&bars, args.timeframe, cfg.training.label_horizon, &hash);
     let threads = args
@@ -184,7 +203,8 @@ pub fn fit(cli: &Cli, args: &FitArgs) -> Result<(), Failure> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let cancel = AtomicBool::new(false);
-    let trained = job::train(spec, &fs, &cfg.training, threads, &|_| {}, &cancel).map_err(Failure::failed)?;
+    let trained =
+        job::train(spec, &fs, &cfg.training, threads, &|_| {}, &cancel).map_err(Failure::failed)?;
     let importances = FEATURE_NAMES
         .iter()
         .zip(&trained.importances)
@@ -223,22 +243,42 @@ pub fn fit(cli: &Cli, args: &FitArgs) -> Result<(), Failure> {
 }
 
 fn print_fit(r: &FitReport) {
-    println!("model      {} ({}) on {} bars", r.model, r.algorithm, r.timeframe);
+    println!(
+        "model      {} ({}) on {} bars",
+        r.model, r.algorithm, r.timeframe
+    );
     println!("rows       train {}  test {}", r.rows_train, r.rows_test);
-    println!("fit        {:.3} s final fit ({} threads), {:.3} s with CV", r.fit_seconds, r.threads, r.total_seconds);
+    println!(
+        "fit        {:.3} s final fit ({} threads), {:.3} s with CV",
+        r.fit_seconds, r.threads, r.total_seconds
+    );
     println!("accuracy   {:.4}", r.accuracy);
     println!("precision  {:.4}", r.precision);
     println!("recall     {:.4}", r.recall);
     println!("f1         {:.4}", r.f1);
     println!("roc auc    {:.4}", r.roc_auc);
     println!("log loss   {:.4}", r.log_loss);
-    println!("confusion  tn {} fp {} / fn {} tp {}", r.confusion[0][0], r.confusion[0][1], r.confusion[1][0], r.confusion[1][1]);
-    println!("cv         {:.4} +- {:.4} over {} walk-forward folds", r.cv_mean, r.cv_std, r.cv_folds.len());
+    println!(
+        "confusion  tn {} fp {} / fn {} tp {}",
+        r.confusion[0][0], r.confusion[0][1], r.confusion[1][0], r.confusion[1][1]
+    );
+    println!(
+        "cv         {:.4} +- {:.4} over {} walk-forward folds",
+        r.cv_mean,
+        r.cv_std,
+        r.cv_folds.len()
+    );
     println!("importance");
-    let mut imp: Vec<(&String, f64)> =
-        r.feature_importances.iter().map(|(k, v)| (k, v.as_f64().unwrap_or(0.0))).collect();
+    let mut imp: Vec<(&String, f64)> = r
+        .feature_importances
+        .iter()
+        .map(|(k, v)| (k, v.as_f64().unwrap_or(0.0)))
+        .collect();
     imp.sort_by(|a, b| b.1.total_cmp(&a.1));
     for (name, v) in imp {
-        println!("  {name:<17} {v:.4} {}", "#".repeat((v * 50.0).round() as usize));
+        println!(
+            "  {name:<17} {v:.4} {}",
+            "#".repeat((v * 50.0).round() as usize)
+        );
     }
 }

@@ -62,4 +62,10 @@ pub async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 /// The five model ids of the default configuration.
-pub const MODELS: [&str; 5] = ["analyst_1h", "analyst_15m", "analyst_5m", "analyst_1m", "tactician_1m"];
+pub const MODELS: [&str; 5] = [
+    "analyst_1h",
+    "analyst_15m",
+    "analyst_5m",
+    "analyst_1m",
+    "tactician_1m",
+];
