@@ -13,8 +13,8 @@
 //! - Binance kline dumps: 12 columns `open_time,open,high,low,close,volume,close_time,...`, header
 //!   optional, open time in milliseconds or microseconds; the last six columns are ignored.
 //!
-//! Loading is the first step of every job and files reach hundreds of megabytes, so the parser reads
-//! the whole file, splits it into line-aligned chunks parsed in parallel straight into the final
+//! Loading is the first step of every job and files reach hundreds of megabytes, so the loader maps
+//! large files into memory (no copy), splits them into line-aligned chunks parsed in parallel into the final
 //! columns (no per-chunk copies), with a hand-written fast path for the common row shape and a
 //! general slow path that also produces the error messages. Nothing in here panics on any input.
 
@@ -87,38 +87,62 @@ impl LoadReport {
 /// [`Error::BadRow`] for the first bad row under [`OnBadRow::Error`].
 pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<(Bars, LoadReport)> {
     let _span = tracing::debug_span!("load_csv", path = %path.display()).entered();
-    let bytes = read_file(path).map_err(|e| Error::io(path, e))?;
-    let out = parse_csv(&bytes, path, opts)?;
-    tracing::debug!(rows = out.1.rows_kept, bytes = bytes.len(), "loaded");
+    let input = Input::open(path).map_err(|e| Error::io(path, e))?;
+    let bytes = input.bytes();
+    let out = parse_csv(bytes, path, opts)?;
+    tracing::debug!(
+        rows = out.1.rows_kept,
+        bytes = bytes.len(),
+        mapped = matches!(input, Input::Mapped(_)),
+        "loaded"
+    );
     Ok(out)
 }
 
-/// Reads a whole file; large files are read by several threads at once (copying out of the page
-/// cache and faulting in the buffer are the cost, and they parallelise).
-fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileExt;
-        let f = std::fs::File::open(path)?;
-        let len = usize::try_from(f.metadata()?.len()).unwrap_or(usize::MAX);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads > 1 && len >= 16 * MIN_CHUNK_BYTES {
-            let mut buf = vec![0u8; len];
-            let part = len.div_ceil(threads);
-            let f = &f;
-            std::thread::scope(|s| {
-                let hs: Vec<_> = buf
-                    .chunks_mut(part)
-                    .enumerate()
-                    .map(|(k, piece)| s.spawn(move || f.read_exact_at(piece, (k * part) as u64)))
-                    .collect();
-                hs.into_iter()
-                    .try_for_each(|h| h.join().expect("reading does not panic"))
-            })?;
-            return Ok(buf);
+/// Files from this size on are memory-mapped rather than read.
+const MAP_MIN_BYTES: u64 = 16 << 20;
+
+/// The bytes of an input file: memory-mapped when large, read otherwise.
+///
+/// Mapping saves copying the file out of the page cache into a buffer as large as the file (and
+/// faulting that buffer in): the parser reads the cached pages in place, and they are shared, clean
+/// pages the kernel can drop, not anonymous memory of ours.
+enum Input {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl Input {
+    fn open(path: &Path) -> std::io::Result<Input> {
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        if len >= MAP_MIN_BYTES {
+            // SAFETY: the map is read-only and private to this call; its bytes are only read as
+            // `&[u8]`. Like every mmap-based reader (ripgrep, ...), this assumes no other process
+            // truncates or rewrites the file while it is being parsed: bar files are written once
+            // (to a temporary name, then renamed) and only read afterwards.
+            let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) };
+            match map {
+                Ok(map) => {
+                    #[cfg(unix)]
+                    {
+                        // A hint only: the parser reads each chunk front to back.
+                        let _ = map.advise(memmap2::Advice::Sequential);
+                    }
+                    return Ok(Input::Mapped(map));
+                }
+                Err(e) => tracing::debug!(error = %e, "mmap failed, reading the file instead"),
+            }
+        }
+        std::fs::read(path).map(Input::Read)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Input::Mapped(m) => m,
+            Input::Read(v) => v,
         }
     }
-    std::fs::read(path)
 }
 
 /// Parses an in-memory bar file; `source_name` only names it in errors and logs.
