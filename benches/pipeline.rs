@@ -101,7 +101,7 @@ fn pipeline(path: &Path) -> (Timing, Output) {
         .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()));
     let t1 = Instant::now();
     let coarse = [Timeframe::M5, Timeframe::M15, Timeframe::H1];
-    let resampled: Vec<Bars> = coarse.iter().map(|&tf| data::resample(&bars, tf)).collect();
+    let resampled = data::resample_many(&bars, &coarse);
     let t2 = Instant::now();
     let all: Vec<&Bars> = std::iter::once(&bars).chain(&resampled).collect();
     let features: Vec<Array2<f64>> = all.iter().map(|b| features::compute(b)).collect();
