@@ -13,8 +13,8 @@
 //! - Binance kline dumps: 12 columns `open_time,open,high,low,close,volume,close_time,...`, header
 //!   optional, open time in milliseconds or microseconds; the last six columns are ignored.
 //!
-//! Loading is the first step of every job and files reach hundreds of megabytes, so the parser reads
-//! the whole file, splits it into line-aligned chunks parsed in parallel straight into the final
+//! Loading is the first step of every job and files reach hundreds of megabytes, so the loader maps
+//! large files into memory (no copy), splits them into line-aligned chunks parsed in parallel into the final
 //! columns (no per-chunk copies), with a hand-written fast path for the common row shape and a
 //! general slow path that also produces the error messages. Nothing in here panics on any input.
 
@@ -87,38 +87,66 @@ impl LoadReport {
 /// [`Error::BadRow`] for the first bad row under [`OnBadRow::Error`].
 pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<(Bars, LoadReport)> {
     let _span = tracing::debug_span!("load_csv", path = %path.display()).entered();
-    let bytes = read_file(path).map_err(|e| Error::io(path, e))?;
-    let out = parse_csv(&bytes, path, opts)?;
-    tracing::debug!(rows = out.1.rows_kept, bytes = bytes.len(), "loaded");
+    let input = Input::open(path).map_err(|e| Error::io(path, e))?;
+    let bytes = input.bytes();
+    let out = parse_csv(bytes, path, opts)?;
+    tracing::debug!(
+        rows = out.1.rows_kept,
+        bytes = bytes.len(),
+        mapped = matches!(input, Input::Mapped(_)),
+        "loaded"
+    );
     Ok(out)
 }
 
-/// Reads a whole file; large files are read by several threads at once (copying out of the page
-/// cache and faulting in the buffer are the cost, and they parallelise).
-fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileExt;
-        let f = std::fs::File::open(path)?;
-        let len = usize::try_from(f.metadata()?.len()).unwrap_or(usize::MAX);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads > 1 && len >= 16 * MIN_CHUNK_BYTES {
-            let mut buf = vec![0u8; len];
-            let part = len.div_ceil(threads);
-            let f = &f;
-            std::thread::scope(|s| {
-                let hs: Vec<_> = buf
-                    .chunks_mut(part)
-                    .enumerate()
-                    .map(|(k, piece)| s.spawn(move || f.read_exact_at(piece, (k * part) as u64)))
-                    .collect();
-                hs.into_iter()
-                    .try_for_each(|h| h.join().expect("reading does not panic"))
-            })?;
-            return Ok(buf);
+/// Files from this size on are memory-mapped rather than read.
+const MAP_MIN_BYTES: u64 = 16 << 20;
+
+/// The bytes of an input file: memory-mapped when large, read otherwise.
+///
+/// Mapping saves copying the file out of the page cache into a buffer as large as the file (and
+/// faulting that buffer in): the parser reads the cached pages in place, and they are shared, clean
+/// pages the kernel can drop, not anonymous memory of ours.
+enum Input {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl Input {
+    fn open(path: &Path) -> std::io::Result<Input> {
+        Input::open_mapping_from(path, MAP_MIN_BYTES)
+    }
+
+    fn open_mapping_from(path: &Path, map_min_bytes: u64) -> std::io::Result<Input> {
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        if len >= map_min_bytes && len > 0 {
+            // SAFETY: the map is read-only and private to this call; its bytes are only read as
+            // `&[u8]`. Like every mmap-based reader (ripgrep, ...), this assumes no other process
+            // truncates or rewrites the file while it is being parsed: bar files are written once
+            // (to a temporary name, then renamed) and only read afterwards.
+            let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) };
+            match map {
+                Ok(map) => {
+                    #[cfg(unix)]
+                    {
+                        // A hint only: the parser reads each chunk front to back.
+                        let _ = map.advise(memmap2::Advice::Sequential);
+                    }
+                    return Ok(Input::Mapped(map));
+                }
+                Err(e) => tracing::debug!(error = %e, "mmap failed, reading the file instead"),
+            }
+        }
+        std::fs::read(path).map(Input::Read)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Input::Mapped(m) => m,
+            Input::Read(v) => v,
         }
     }
-    std::fs::read(path)
 }
 
 /// Parses an in-memory bar file; `source_name` only names it in errors and logs.
@@ -654,23 +682,36 @@ type Row = (i64, [f64; 5]);
 #[inline]
 fn parse_row_fast(line: &[u8], ncols: usize, dates: &mut DateCache) -> Option<Row> {
     let (ts, mut pos) = fast_ts(line, dates)?;
-    let mut vals = [0f64; 5];
-    for val in vals.iter_mut() {
+    // Each value is `num / den`: a plain decimal gives its exact mantissa and power of ten, so the
+    // one division rounds correctly; anything else is parsed by fast_float2 and divided by 1
+    // (exact). The five divisions are independent and done together at the end, where they
+    // pipeline instead of each stalling the next field's parsing.
+    let mut num = [0f64; 5];
+    let mut den = [1f64; 5];
+    for k in 0..5 {
         if line.get(pos) != Some(&b',') {
             return None;
         }
         pos += 1;
         let s = &line[pos..];
-        let (x, n) = match fast_decimal(s) {
-            Some((x, n)) if matches!(s.get(n), None | Some(b',')) => (x, n),
-            _ => fast_float2::parse_partial::<f64, _>(s).ok()?,
+        let n = match decimal_parts(s) {
+            Some((m, frac, n)) if matches!(s.get(n), None | Some(b',')) => {
+                num[k] = m;
+                den[k] = POW10[frac];
+                n
+            }
+            _ => {
+                let (x, n) = fast_float2::parse_partial::<f64, _>(s).ok()?;
+                num[k] = x;
+                n
+            }
         };
         if n == 0 {
             return None;
         }
-        *val = x;
         pos += n;
     }
+    let vals: [f64; 5] = std::array::from_fn(|k| num[k] / den[k]);
     if ncols == 6 {
         return (pos == line.len()).then_some((ts, vals));
     }
@@ -693,8 +734,15 @@ const POW10: [f64; 16] = [
 /// `[-]digits[.digits]` with at most 15 digits: the mantissa and the power of ten are exact f64s,
 /// so one correctly rounded division gives the correctly rounded value (Clinger's fast path).
 /// `None` for anything else (exponents, long mantissas, `nan`...), left to `fast_float2`.
-#[inline]
+#[cfg(test)]
 fn fast_decimal(b: &[u8]) -> Option<(f64, usize)> {
+    decimal_parts(b).map(|(m, frac, n)| (m / POW10[frac], n))
+}
+
+/// The signed mantissa (exact as an f64), the number of fraction digits and the length of a
+/// `[-]digits[.digits]` number of at most 15 digits; see [`fast_decimal`].
+#[inline(always)]
+fn decimal_parts(b: &[u8]) -> Option<(f64, usize, usize)> {
     let neg = b.first() == Some(&b'-');
     let mut i = usize::from(neg);
     let start = i;
@@ -720,8 +768,9 @@ fn fast_decimal(b: &[u8]) -> Option<(f64, usize)> {
     if int_digits == 0 || int_digits + frac > 15 {
         return None;
     }
-    let x = mant as f64 / POW10[frac];
-    Some((if neg { -x } else { x }, i))
+    // At most 15 digits: below 2^53, so exact, and an i64 (one instruction to convert).
+    let m = mant as i64 as f64;
+    Some((if neg { -m } else { m }, frac, i))
 }
 
 /// The day number of the last date seen: consecutive rows mostly share it.
@@ -1280,6 +1329,57 @@ mod tests {
             assert!(got.is_none() || got == want, "{x}: {got:?} vs {want:?}");
         }
         assert!(parse_row_slow(b" 2024-01-01T00:00:00Z, 1 ,\"2\",0.5,1.5,10", 6).is_ok());
+    }
+
+    #[test]
+    fn random_decimals_parse_like_std() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut dates = DateCache::new();
+        for _ in 0..20_000 {
+            let vals: [String; 5] = std::array::from_fn(|_| {
+                let int_digits = rng.gen_range(1..9u32);
+                let int = rng.gen_range(0u64..10u64.pow(int_digits));
+                let frac = rng.gen_range(0..10usize);
+                let digits: String = (0..frac)
+                    .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+                    .collect();
+                if frac == 0 {
+                    int.to_string()
+                } else {
+                    format!("{int}.{digits}")
+                }
+            });
+            let line = format!("2024-01-01T00:00:00Z,{}", vals.join(","));
+            let (_, got) = parse_row_fast(line.as_bytes(), 6, &mut dates).expect("fast path");
+            for (g, v) in got.iter().zip(&vals) {
+                let want: f64 = v.parse().expect("std parses it");
+                assert_eq!(g.to_bits(), want.to_bits(), "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn mapped_and_read_files_load_the_same() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bars.csv");
+        std::fs::write(&path, big_file(5_000, |_, _| {})).expect("write");
+        let mapped = Input::open_mapping_from(&path, 0).expect("open");
+        assert!(matches!(mapped, Input::Mapped(_)));
+        let read = Input::open_mapping_from(&path, u64::MAX).expect("open");
+        assert!(matches!(read, Input::Read(_)));
+        assert_eq!(mapped.bytes(), read.bytes());
+        let (bars, _) = load_csv(&path, &LoadOptions::default()).expect("loads");
+        let (want, _) = parse_csv(read.bytes(), &path, &LoadOptions::default()).expect("parses");
+        assert_eq!(bars, want);
+        assert_eq!(bars.len(), 5_000);
+        let empty = dir.path().join("empty.csv");
+        std::fs::write(&empty, "").expect("write");
+        assert!(Input::open_mapping_from(&empty, 0).is_ok());
+        assert!(matches!(
+            load_csv(&empty, &LoadOptions::default()),
+            Err(Error::Data(_))
+        ));
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod synthetic;
 pub use load::{
     load_csv, parse_csv, save_csv, write_csv, FileFormat, LoadOptions, LoadReport, OnBadRow,
 };
-pub use resample::{resample, Timeframe};
+pub use resample::{resample, resample_many, Timeframe};
 pub use synthetic::{generate, SyntheticParams};
 
 use serde::{Deserialize, Serialize};

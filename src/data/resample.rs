@@ -91,6 +91,28 @@ pub fn resample(bars: &super::Bars, tf: Timeframe) -> super::Bars {
     out
 }
 
+/// Below this many bars, [`resample_many`] resamples on the calling thread.
+const PARALLEL_MIN_BARS: usize = 1 << 18;
+
+/// [`resample`] to each of `tfs`, in that order; one thread per timeframe for long inputs (each
+/// pass reads the whole input, so they overlap well). The result is the same as calling
+/// [`resample`] for each.
+pub fn resample_many(bars: &super::Bars, tfs: &[Timeframe]) -> Vec<super::Bars> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if tfs.len() < 2 || threads < 2 || bars.len() < PARALLEL_MIN_BARS {
+        return tfs.iter().map(|&tf| resample(bars, tf)).collect();
+    }
+    std::thread::scope(|s| {
+        let hs: Vec<_> = tfs
+            .iter()
+            .map(|&tf| s.spawn(move || resample(bars, tf)))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("resampling does not panic"))
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +178,23 @@ mod tests {
             assert!(got.ts.iter().all(|t| t.rem_euclid(tf.seconds()) == 0));
         }
         assert_eq!(resample(&bars, Timeframe::M1), bars);
+    }
+
+    #[test]
+    fn many_equals_one_by_one() {
+        let mut bars = Bars::default();
+        for i in 0..(PARALLEL_MIN_BARS as i64 + 1_000) {
+            let x = 100.0 + (i as f64 * 0.01).sin();
+            bars.push(60 * i, x, x + 1.0, x - 1.0, x, (i % 13) as f64 * 0.1);
+        }
+        let tfs = [Timeframe::M5, Timeframe::M15, Timeframe::H1, Timeframe::M1];
+        let many = resample_many(&bars, &tfs);
+        assert_eq!(many.len(), tfs.len());
+        for (got, &tf) in many.iter().zip(&tfs) {
+            assert_eq!(got, &resample(&bars, tf), "{tf}");
+        }
+        let small = resample_many(&many[2], &tfs[..2]);
+        assert_eq!(small[0], resample(&many[2], Timeframe::M5));
     }
 
     #[test]
