@@ -158,3 +158,67 @@ async fn a_restarted_tree_serves_the_stored_models_at_once() {
     assert!(status.trainers.iter().all(|t| t.state == "idle"));
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_retrains_when_the_data_grew_while_it_was_down_and_when_it_changes() {
+    use trainer::data::{generate, save_csv, SyntheticParams};
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bars.csv");
+    let bars = generate(&SyntheticParams {
+        n: 8000,
+        seed: 3,
+        ..SyntheticParams::default()
+    });
+    save_csv(&bars, &csv).unwrap();
+    let mut cfg = fast_config(dir.path());
+    cfg.data.source = trainer::config::DataSource::Csv;
+    cfg.data.path = csv.clone();
+    cfg.model_trainer.analyst_timeframes = vec![trainer::data::Timeframe::H1];
+    cfg.model_trainer.enable_tactician_models = false;
+    cfg.schedule.watch_interval = Duration::from_millis(50);
+
+    let handle = TrainerHandle::spawn_with(cfg.clone(), true).await.unwrap();
+    let jobs = handle.train_missing().await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    handle.wait(&jobs).await.unwrap();
+    assert_eq!(handle.served_version("analyst_1h"), Some(1));
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+    drop(handle);
+
+    // Rows appended while the daemon is down: the restarted service retrains on its own.
+    let more = generate(&SyntheticParams {
+        n: 8600,
+        seed: 3,
+        ..SyntheticParams::default()
+    });
+    save_csv(&more, &csv).unwrap();
+    let handle = TrainerHandle::spawn_with(cfg.clone(), true).await.unwrap();
+    let mut events = handle.subscribe();
+    common::eventually("retrain after restart", || {
+        (handle.served_version("analyst_1h") == Some(2)).then_some(())
+    })
+    .await;
+
+    // Rows appended while it runs: noticed by the watcher, retrained again.
+    let even_more = generate(&SyntheticParams {
+        n: 9200,
+        seed: 3,
+        ..SyntheticParams::default()
+    });
+    save_csv(&even_more, &csv).unwrap();
+    common::eventually("retrain on change", || {
+        (handle.served_version("analyst_1h") == Some(3)).then_some(())
+    })
+    .await;
+    let mut finished = 0;
+    while let Ok(e) = events.try_recv() {
+        finished += usize::from(matches!(e, Event::Finished { .. }));
+    }
+    assert!(finished >= 1);
+    let rec = handle
+        .model("analyst_1h", VersionSel::Active)
+        .await
+        .unwrap();
+    assert_eq!(rec.data.bars, 9200, "trained on the newest data");
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}

@@ -242,7 +242,8 @@ pub struct SupervisorState {
     recent_errors: VecDeque<String>,
     waiters: Vec<(Vec<JobId>, RpcReplyPort<Vec<JobOutcome>>)>,
     drain: Option<Drain>,
-    active_data: HashMap<String, i64>,
+    /// Per active model: last bar and content hash of the data it was trained on.
+    active_data: HashMap<String, (i64, String)>,
     last_scheduled: Instant,
 }
 
@@ -326,6 +327,10 @@ impl Actor for SupervisorActor {
             spawn_trainer(&myself, &mut state, i).await?;
         }
         tracing::info!(trainers, threads_per_trainer, store = %state.store.path().display(), "supervision tree started");
+        if state.service {
+            // Load the data once at start: models trained on older data are retrained.
+            state.loading_requested();
+        }
         let tick = state.cfg.schedule.watch_interval;
         myself.send_interval(tick, || SupervisorMsg::Tick);
         Ok(state)
@@ -518,9 +523,10 @@ fn load_active_models(state: &mut SupervisorState) {
 fn install(state: &mut SupervisorState, record: &ModelRecord) {
     match ModelBundle::decode(&record.bundle) {
         Ok(bundle) => {
-            state
-                .active_data
-                .insert(record.model_id.clone(), record.data.last_ts);
+            state.active_data.insert(
+                record.model_id.clone(),
+                (record.data.last_ts, record.data.content_hash.clone()),
+            );
             state.cache.install(ActiveModel {
                 model: record.model_id.clone(),
                 version: record.version,
@@ -793,11 +799,24 @@ fn data_loaded(
                 .snapshot
                 .as_ref()
                 .is_none_or(|s| s.info.content_hash != snapshot.info.content_hash);
+            let first = state.snapshot.is_none();
             if changed {
                 state.features.clear();
                 state.features_pending.clear();
             }
+            let hash = snapshot.info.content_hash.clone();
             state.snapshot = Some(snapshot);
+            if first && state.service && state.drain.is_none() {
+                // Data that changed while the daemon was down makes its models out of date.
+                for spec in ModelSpec::enabled(&state.cfg) {
+                    let id = spec.id();
+                    let outdated = state.active_data.get(&id).is_some_and(|(_, h)| *h != hash);
+                    if outdated {
+                        tracing::info!(model = %id, "data changed since this model was trained: retraining");
+                        enqueue(state, spec);
+                    }
+                }
+            }
             dispatch(myself, state);
         }
         Err(e) => {
@@ -1303,7 +1322,7 @@ fn status(state: &SupervisorState) -> Status {
     let mut stale: Vec<String> = state
         .active_data
         .iter()
-        .filter(|(_, last)| max_age > 0 && now - **last > max_age)
+        .filter(|(_, (last, _))| max_age > 0 && now - *last > max_age)
         .map(|(m, _)| m.clone())
         .collect();
     stale.sort();
