@@ -63,13 +63,19 @@ impl ModelCache {
 
     /// Probability of "up" for one raw feature row, from the active version of `id`.
     pub fn predict_proba(&self, id: &str, features: &[f64]) -> Result<f64, crate::Error> {
+        self.predict(id, features).map(|(_, p)| p)
+    }
+
+    /// Like [`ModelCache::predict_proba`], with the version that answered.
+    pub fn predict(&self, id: &str, features: &[f64]) -> Result<(u64, f64), crate::Error> {
         let guard = self.map.load();
         let model = guard
             .get(id)
             .ok_or_else(|| crate::Error::NoActiveModel(id.to_string()))?;
-        model
+        let p = model
             .bundle
             .predict_proba(features)
-            .map_err(crate::Error::Core)
+            .map_err(crate::Error::Core)?;
+        Ok((model.version, p))
     }
 }

@@ -2,6 +2,14 @@
 //!
 //! `trainerd --once` trains every enabled model once into the store, prints a summary (a table,
 //! or one JSON object with `--json`) and exits 0 when every enabled model is stored, 1 otherwise.
+//!
+//! `trainerd` (service mode) takes the store (a second daemon on the same store is refused),
+//! starts the tree, serves the control socket, trains the models that are missing or whose last
+//! job was interrupted, then retrains every `schedule.retrain_interval` and when the data source
+//! changes. SIGTERM, SIGINT and `trainerctl shutdown` take the one shutdown path: stop taking
+//! jobs, let running jobs finish within `shutdown.grace` (then cancel them), confirm writes, flush
+//! the store, remove the socket, exit 0. A second signal exits at once; the store is never
+//! half-written either way (every version commits in one transaction).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,7 +33,7 @@ pub struct Args {
     /// Configuration file, layered over the built-in defaults (environment TRAINER__* wins).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Train every enabled model once, print a summary and exit.
+    /// Train every enabled model once, print a summary and exit (without it: run as a service).
     #[arg(long)]
     pub once: bool,
     /// With --once: print the summary as one JSON object.
@@ -55,11 +63,107 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if args.once {
+    let code = if args.once {
         runtime.block_on(once(cfg, args.json))
     } else {
-        eprintln!("trainerd: service mode is not available in this build yet; use --once");
-        ExitCode::from(2)
+        runtime.block_on(service(cfg))
+    };
+    // Trainer threads still fitting a cancelled job must not hold the process.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+/// Why the service stops.
+#[derive(Debug)]
+enum Stop {
+    Signal(&'static str),
+    Request,
+    Escalated(String),
+}
+
+/// Runs the long-lived service until a signal, a shutdown request or an escalation.
+pub async fn service(cfg: Config) -> ExitCode {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let grace = cfg.shutdown.grace;
+    let socket = cfg.control.socket.clone();
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            eprintln!("trainerd: cannot install signal handlers");
+            return ExitCode::from(1);
+        }
+    };
+    let handle = match TrainerHandle::spawn_with(cfg, true).await {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("trainerd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let listener = match crate::control::bind(&socket) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("trainerd: control socket {}: {e}", socket.display());
+            let _ = handle.shutdown(grace).await;
+            return ExitCode::from(1);
+        }
+    };
+    let (shutdown_tx, mut shutdown_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(crate::control::serve(
+        listener,
+        socket.clone(),
+        handle.clone(),
+        shutdown_tx,
+        stop_rx,
+    ));
+    match handle.train_missing().await {
+        Ok(jobs) if !jobs.is_empty() => {
+            tracing::info!(jobs = jobs.len(), "training missing and interrupted models")
+        }
+        Ok(_) => tracing::info!("every enabled model has an active version"),
+        Err(e) => tracing::error!(error = %e, "cannot queue missing models"),
+    }
+    tracing::info!(pid = std::process::id(), socket = %socket.display(), "trainerd ready");
+
+    let why = tokio::select! {
+        _ = term.recv() => Stop::Signal("SIGTERM"),
+        _ = int.recv() => Stop::Signal("SIGINT"),
+        _ = shutdown_rx.recv() => Stop::Request,
+        _ = handle.stopped() => Stop::Escalated(handle.escalation().unwrap_or_else(|| "the supervision tree stopped".into())),
+    };
+    match &why {
+        Stop::Signal(name) => tracing::info!(signal = name, "shutting down"),
+        Stop::Request => tracing::info!("shutting down on request"),
+        Stop::Escalated(reason) => tracing::error!(reason = %reason, "shutting down: escalated"),
+    }
+    // A second signal forces an immediate exit; committed versions are safe on disk.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        eprintln!("trainerd: second signal: exiting now");
+        std::process::exit(130);
+    });
+    let summary = handle
+        .shutdown(grace)
+        .await
+        .unwrap_or_else(|e| e.to_string());
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!(summary = %summary, "trainerd stopped");
+    match why {
+        Stop::Escalated(reason) => {
+            eprintln!("trainerd: escalated: {reason}");
+            ExitCode::from(1)
+        }
+        Stop::Signal(_) | Stop::Request => ExitCode::SUCCESS,
     }
 }
 

@@ -138,6 +138,18 @@ impl TrainerHandle {
         .map_err(|_| Error::ShuttingDown)
     }
 
+    /// Queues every enabled model that has no active version, or whose last job was interrupted
+    /// (queued or running when the previous process stopped). Returns the job ids.
+    pub async fn train_missing(&self) -> Result<Vec<JobId>, Error> {
+        self.check_alive()?;
+        ractor::call_t!(
+            self.supervisor,
+            SupervisorMsg::TrainMissing,
+            CALL_TIMEOUT.as_millis() as u64
+        )?
+        .map_err(|_| Error::ShuttingDown)
+    }
+
     /// Queues one model by id (`analyst_1h`, ..., `tactician_1m`).
     pub async fn train(&self, model: &str) -> Result<JobId, Error> {
         self.check_alive()?;
@@ -220,6 +232,11 @@ impl TrainerHandle {
     /// Lock-free; never waits on training or the store.
     pub fn predict_proba(&self, id: &str, features: &[f64]) -> Result<f64, Error> {
         self.cache.predict_proba(id, features)
+    }
+
+    /// Like [`TrainerHandle::predict_proba`], with the version that answered.
+    pub fn predict(&self, id: &str, features: &[f64]) -> Result<(u64, f64), Error> {
+        self.cache.predict(id, features)
     }
 
     /// Version currently served for `id`.

@@ -7,6 +7,7 @@
 //! - [`cache`]: the lock-free cache of active models that serves predictions.
 //! - [`protocol`]: the control socket's length-prefixed CBOR frames.
 //! - [`types`]: jobs, events, status: the serializable vocabulary shared with the control socket.
+//! - [`control`]: the control socket server (Unix socket, mode 0600).
 //! - [`daemon`]: `trainerd`; [`ctl`]: `trainerctl`; [`logging`]: `tracing` set-up.
 //!
 //! Data flow of a job: handle → supervisor (queue) → data loader (snapshot, content hash) →
@@ -16,6 +17,7 @@
 
 pub mod actors;
 pub mod cache;
+pub mod control;
 pub mod ctl;
 pub mod daemon;
 mod error;

@@ -9,7 +9,11 @@
 //! | `counters` | `<model id>`                         | last version number issued, u64 BE      |
 //! | `history`  | `<model id>/<sequence, 20 digits>`   | [`Activation`] (CBOR, format-versioned) |
 //! | `jobs`     | job key                              | `<model id>/<version>` it produced      |
+//! | `pending`  | `<model id>`                         | job key of a queued, unfinished job     |
 //!
+//! `pending` is the daemon's intent log: a job is marked when queued and unmarked in the same
+//! transaction that stores its version, so jobs interrupted by a shutdown or a crash are found and
+//! run again at the next start.
 //! A new version, its counter, its activation and its job key commit in one sled transaction and
 //! the database is flushed before [`Store::put_version`] returns: a version is either wholly there
 //! or not at all, and a job stored once is never stored again (the job key makes `put_version`
@@ -41,6 +45,7 @@ pub struct Store {
     counters: sled::Tree,
     history: sled::Tree,
     jobs: sled::Tree,
+    pending: sled::Tree,
 }
 
 impl std::fmt::Debug for Store {
@@ -125,6 +130,7 @@ impl Store {
             counters: open("counters")?,
             history: open("history")?,
             jobs: open("jobs")?,
+            pending: open("pending")?,
             path,
             db,
         })
@@ -380,6 +386,31 @@ impl Store {
                 .parse()
                 .ok()
         }))
+    }
+
+    /// Records that a job for `model_id` is queued and not yet stored (flushed before returning).
+    pub fn mark_pending(&self, model_id: &str, job_key: &str) -> Result<()> {
+        self.pending
+            .insert(model_id.as_bytes(), job_key.as_bytes())?;
+        self.pending.flush()?;
+        Ok(())
+    }
+
+    /// Forgets the pending mark of `model_id` (a job that failed for good).
+    pub fn clear_pending(&self, model_id: &str) -> Result<()> {
+        self.pending.remove(model_id.as_bytes())?;
+        self.pending.flush()?;
+        Ok(())
+    }
+
+    /// Model ids with a queued job that was never stored (interrupted by a stop or a crash).
+    pub fn pending_models(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for kv in self.pending.iter() {
+            let (k, _) = kv?;
+            out.push(String::from_utf8_lossy(&k).into_owned());
+        }
+        Ok(out)
     }
 
     /// Flushes everything to disk.

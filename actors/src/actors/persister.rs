@@ -42,6 +42,18 @@ pub enum PersisterMsg {
     },
     /// Flush the store to disk.
     Flush(RpcReplyPort<Result<(), String>>),
+    /// Record that a job for `model` is queued (the intent log read at the next start).
+    MarkPending {
+        /// Model id.
+        model: String,
+        /// Job key.
+        job_key: String,
+    },
+    /// Forget the pending mark of `model`.
+    ClearPending {
+        /// Model id.
+        model: String,
+    },
 }
 
 impl std::fmt::Debug for PersisterMsg {
@@ -55,6 +67,8 @@ impl std::fmt::Debug for PersisterMsg {
             }
             PersisterMsg::Rollback { model, .. } => write!(f, "Rollback {model}"),
             PersisterMsg::Flush(_) => f.write_str("Flush"),
+            PersisterMsg::MarkPending { model, .. } => write!(f, "MarkPending {model}"),
+            PersisterMsg::ClearPending { model } => write!(f, "ClearPending {model}"),
         }
     }
 }
@@ -118,6 +132,18 @@ impl Actor for PersisterActor {
                 let store = state.store.clone();
                 let r = blocking(move || store.flush()).await;
                 let _ = reply.send(r);
+            }
+            PersisterMsg::MarkPending { model, job_key } => {
+                let store = state.store.clone();
+                if let Err(e) = blocking(move || store.mark_pending(&model, &job_key)).await {
+                    tracing::warn!(error = %e, "cannot record a pending job");
+                }
+            }
+            PersisterMsg::ClearPending { model } => {
+                let store = state.store.clone();
+                if let Err(e) = blocking(move || store.clear_pending(&model)).await {
+                    tracing::warn!(error = %e, "cannot clear a pending job");
+                }
             }
         }
         Ok(())

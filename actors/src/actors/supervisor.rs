@@ -51,6 +51,8 @@ pub enum SupervisorMsg {
     TrainAll(RpcReplyPort<Result<Vec<JobId>, String>>),
     /// Queue one model.
     Train(ModelSpec, RpcReplyPort<Result<JobId, String>>),
+    /// Queue every enabled model that has no active version or whose last job never finished.
+    TrainMissing(RpcReplyPort<Result<Vec<JobId>, String>>),
     /// Current status.
     Status(RpcReplyPort<Status>),
     /// Outcomes of jobs, answered once all of them are terminal.
@@ -120,6 +122,7 @@ impl std::fmt::Debug for SupervisorMsg {
         let name = match self {
             SupervisorMsg::TrainAll(_) => "TrainAll",
             SupervisorMsg::Train(..) => "Train",
+            SupervisorMsg::TrainMissing(_) => "TrainMissing",
             SupervisorMsg::Status(_) => "Status",
             SupervisorMsg::Wait(..) => "Wait",
             SupervisorMsg::Job(..) => "Job",
@@ -372,6 +375,18 @@ impl Actor for SupervisorActor {
                 let _ = reply.send(r);
                 dispatch(&myself, state);
             }
+            SupervisorMsg::TrainMissing(reply) => {
+                let r = if state.drain.is_some() {
+                    Err("shutting down".to_string())
+                } else {
+                    Ok(missing(state)
+                        .into_iter()
+                        .map(|s| enqueue(state, s))
+                        .collect())
+                };
+                let _ = reply.send(r);
+                dispatch(&myself, state);
+            }
             SupervisorMsg::Status(reply) => {
                 let _ = reply.send(status(state));
             }
@@ -587,6 +602,27 @@ async fn spawn_trainer(
     Ok(())
 }
 
+/// Enabled models with no active version, or with a job that was queued and never stored.
+fn missing(state: &mut SupervisorState) -> Vec<ModelSpec> {
+    let pending = state.store.pending_models().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot read pending jobs");
+        Vec::new()
+    });
+    ModelSpec::enabled(&state.cfg)
+        .into_iter()
+        .filter(|s| {
+            let id = s.id();
+            let active = state.store.active_version(&id).ok().flatten();
+            if active.is_none() {
+                tracing::info!(model = %id, "no active version: training");
+            } else if pending.contains(&id) {
+                tracing::info!(model = %id, "interrupted job found: training again");
+            }
+            active.is_none() || pending.contains(&id)
+        })
+        .collect()
+}
+
 /// Queues `spec` unless a job for it is already queued (coalescing); returns the job id.
 fn enqueue(state: &mut SupervisorState, spec: ModelSpec) -> JobId {
     if let Some(id) = state
@@ -617,6 +653,13 @@ fn enqueue(state: &mut SupervisorState, spec: ModelSpec) -> JobId {
         },
     );
     state.queue.push_back(id);
+    if let Some(p) = &state.persister {
+        let key = state.jobs[&id].key.clone();
+        let _ = p.cast(PersisterMsg::MarkPending {
+            model: model.clone(),
+            job_key: key,
+        });
+    }
     // Load (or confirm) the data before the first job of a batch runs.
     state.loading_requested();
     tracing::info!(job = id, model = %model, "queued");
@@ -999,9 +1042,18 @@ fn attempt_failed(state: &mut SupervisorState, id: JobId, error: String) {
     let model = job.spec.id();
     let final_failure = job.cancelled || attempt >= max;
     if final_failure {
+        let cancelled = job.cancelled;
         job.state = JobState::Failed;
         state.jobs_failed += 1;
         tracing::error!(job = id, model = %model, attempt, error = %error, "job failed");
+        if !cancelled {
+            // Failed for good: not an interrupted job to redo at the next start.
+            if let Some(p) = &state.persister {
+                let _ = p.cast(PersisterMsg::ClearPending {
+                    model: model.clone(),
+                });
+            }
+        }
     } else {
         job.state = JobState::Queued;
         state.queue.push_back(id);
