@@ -33,7 +33,9 @@ const MODELS: [&str; 5] = [
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, or panics after [`TIMEOUT`] naming `what`.
@@ -52,6 +54,10 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 /// A temporary directory with a configuration file, a store and a socket path.
+///
+/// The data is sized so that one round of the five models takes about 2 s here: large enough to
+/// catch the daemon in the middle of a fit (8 000 rows and 20 trees train all five in 0.1 s), small
+/// enough to keep the file well under a minute.
 struct Env {
     dir: tempfile::TempDir,
     config: PathBuf,
@@ -73,7 +79,7 @@ log_level = "warn"
 
 [data]
 source = "synthetic"
-synthetic_rows = 8000
+synthetic_rows = 120000
 synthetic_seed = 7
 
 [store]
@@ -83,7 +89,7 @@ path = "{store}"
 socket = "{socket}"
 
 [training]
-n_estimators = 20
+n_estimators = 40
 max_depth = 6
 cv_folds = 2
 
@@ -179,7 +185,10 @@ grace = "{grace_secs}s"
                 let r = self.ctl_json(&["show", &format!("{model}@{version}")]);
                 assert_eq!(r["model_id"], model);
                 assert_eq!(r["version"].as_u64(), Some(version));
-                assert!(r["bundle_bytes"].as_u64().unwrap_or(0) > 0, "{model}@{version}");
+                assert!(
+                    r["bundle_bytes"].as_u64().unwrap_or(0) > 0,
+                    "{model}@{version}"
+                );
                 n += 1;
             }
         }
@@ -291,7 +300,8 @@ fn raw_exchange(socket: &Path, bytes: &[u8], close_write: bool) -> Option<Respon
         .expect("read timeout");
     s.write_all(bytes).expect("raw write");
     if close_write {
-        s.shutdown(std::net::Shutdown::Write).expect("shutdown write");
+        s.shutdown(std::net::Shutdown::Write)
+            .expect("shutdown write");
     }
     let mut reply = Vec::new();
     match s.read_to_end(&mut reply) {
@@ -353,7 +363,10 @@ fn service_answers_while_training_trains_predicts_and_shuts_down_on_request() {
         let start = Instant::now();
         let s = env.ctl_json(&["status"]);
         latencies.push(start.elapsed());
-        assert!(s["trainers"].as_array().is_some_and(|t| t.len() == 2), "{s}");
+        assert!(
+            s["trainers"].as_array().is_some_and(|t| t.len() == 2),
+            "{s}"
+        );
     }
     latencies.sort();
     let max = latencies[latencies.len() - 1];
@@ -424,7 +437,10 @@ fn service_answers_while_training_trains_predicts_and_shuts_down_on_request() {
     let human = env.ctl(&["show", "analyst_15m"]);
     assert!(human.status.success());
     let text = String::from_utf8_lossy(&human.stdout);
-    assert!(text.contains("feature importances") && text.contains('█'), "{text}");
+    assert!(
+        text.contains("feature importances") && text.contains('█'),
+        "{text}"
+    );
     let human = env.ctl(&["status"]);
     assert!(String::from_utf8_lossy(&human.stdout).contains("trainers"));
 
@@ -447,7 +463,12 @@ fn service_answers_while_training_trains_predicts_and_shuts_down_on_request() {
     // Predict from a bars file: the last 5m bar, answered by the active version.
     let bars = env.dir.path().join("bars.csv");
     write_bars(&bars, 2000);
-    let p = env.ctl_json(&["predict", "analyst_5m", "--input", bars.to_str().expect("utf-8")]);
+    let p = env.ctl_json(&[
+        "predict",
+        "analyst_5m",
+        "--input",
+        bars.to_str().expect("utf-8"),
+    ]);
     let probability = p["probability"].as_f64().expect("probability");
     assert!((0.0..=1.0).contains(&probability), "{p}");
     let history = env.ctl_json(&["history", "analyst_5m"]);
@@ -519,7 +540,10 @@ fn without_a_daemon_trainerctl_exits_3_naming_the_socket() {
         err.contains(&env.socket.display().to_string()),
         "names the socket: {err}"
     );
-    assert!(err.contains("trainerd --config"), "says how to start it: {err}");
+    assert!(
+        err.contains("trainerd --config"),
+        "says how to start it: {err}"
+    );
 
     let other = env.dir.path().join("elsewhere.sock");
     let out = env.ctl(&["--socket", other.to_str().expect("utf-8"), "models"]);

@@ -766,10 +766,8 @@ impl ProgressView for BarsView {
                         o.version.map_or_else(|| "?".to_string(), |v| v.to_string())
                     ));
                 }
-                JobState::Failed => bar.abandon_with_message(format!(
-                    "failed: {}",
-                    o.error.as_deref().unwrap_or("?")
-                )),
+                JobState::Failed => bar
+                    .abandon_with_message(format!("failed: {}", o.error.as_deref().unwrap_or("?"))),
                 JobState::Queued | JobState::Running | JobState::Storing => {}
             }
         }
@@ -915,11 +913,7 @@ fn format_history(model: &str, activations: &[Activation]) -> String {
 // predict
 
 /// The features of the last bar of `input`, resampled to `model`'s timeframe, and that bar's time.
-fn last_features(
-    cli: &Cli,
-    model: &str,
-    input: &Path,
-) -> Result<(Vec<f64>, i64, usize), Failure> {
+fn last_features(cli: &Cli, model: &str, input: &Path) -> Result<(Vec<f64>, i64, usize), Failure> {
     let spec = ModelSpec::parse(model).ok_or_else(|| {
         Failure::usage(anyhow!(
             "unknown model {model:?} (expected analyst_1h, analyst_15m, analyst_5m, analyst_1m or tactician_1m)"
@@ -1013,7 +1007,10 @@ mod tests {
 
     #[test]
     fn targets_parse_with_and_without_version() {
-        assert_eq!(parse_target("analyst_1h").unwrap(), ("analyst_1h".into(), None));
+        assert_eq!(
+            parse_target("analyst_1h").unwrap(),
+            ("analyst_1h".into(), None)
+        );
         assert_eq!(
             parse_target("analyst_1h@3").unwrap(),
             ("analyst_1h".into(), Some(3))
@@ -1102,6 +1099,9 @@ mod tests {
         };
         let t = format_history("analyst_1h", &[a]);
         assert!(t.contains("1970-01-01T00:00:00Z"), "{t}");
-        assert!(t.contains("v2") && t.contains("v1") && t.contains("trained"), "{t}");
+        assert!(
+            t.contains("v2") && t.contains("v1") && t.contains("trained"),
+            "{t}"
+        );
     }
 }
