@@ -500,7 +500,7 @@ fn sigterm_drains_sigkill_loses_nothing_and_restarts_train_what_is_missing() {
     println!("SIGTERM to exit: {took:?} (grace {:?})", env.grace);
     assert!(status.success(), "exit {status}: {}", daemon.log());
     assert!(
-        took < env.grace + Duration::from_secs(3),
+        took < env.grace + Duration::from_secs(2),
         "SIGTERM took {took:?} with a grace of {:?}",
         env.grace
     );
@@ -508,9 +508,20 @@ fn sigterm_drains_sigkill_loses_nothing_and_restarts_train_what_is_missing() {
 
     // Restart: nothing half-written, and what was interrupted is trained again.
     let mut daemon = Daemon::start(&env, "second");
-    let before = env.every_listed_version_loads();
+    let loaded = env.every_listed_version_loads();
+    let active_before = env.models().iter().filter(|m| m.1.is_some()).count();
     env.wait_all_active();
-    println!("after SIGTERM: {before} versions loaded on restart; all five active again");
+    let done = env.ctl_json(&["status"])["jobs_done"]
+        .as_u64()
+        .expect("jobs_done");
+    println!(
+        "after SIGTERM: {loaded} versions load on restart, {active_before} models active; \
+         the restart stored {done} jobs and all five are active"
+    );
+    assert!(
+        done as usize >= MODELS.len() - active_before,
+        "the restart trains what the SIGTERM left missing ({done} stored, {active_before} were active)"
+    );
 
     // SIGKILL in the middle of training.
     env.ctl_json(&["train"]);
@@ -549,4 +560,36 @@ fn without_a_daemon_trainerctl_exits_3_naming_the_socket() {
     let out = env.ctl(&["--socket", other.to_str().expect("utf-8"), "models"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&other.display().to_string()));
+}
+
+#[test]
+#[ignore = "server bug: the pending mark of a job is never cleared when its version is stored, so \
+            every start retrains every model ever queued; run with --ignored once fixed"]
+fn a_clean_restart_with_every_model_active_trains_nothing() {
+    let _serial = serial();
+    let env = Env::new(5);
+    let mut daemon = Daemon::start(&env, "first");
+    eventually("the start-up jobs to be stored", || {
+        let s = env.ctl_json(&["status"]);
+        (s["jobs_done"].as_u64() == Some(5)).then_some(())
+    });
+    env.ctl_json(&["shutdown"]);
+    let (status, _) = daemon.wait_exit();
+    assert!(status.success(), "exit {status}: {}", daemon.log());
+
+    let mut daemon = Daemon::start(&env, "second");
+    // One job of our own, queued behind anything the start-up queued.
+    let report = env.ctl_json(&["train", "analyst_1h", "--wait"]);
+    assert_eq!(report["ok"], true, "{report}");
+    let s = env.ctl_json(&["status"]);
+    assert_eq!(s["jobs_done"].as_u64(), Some(1), "only our job ran: {s}");
+    assert_eq!(s["queue_length"].as_u64(), Some(0), "{s}");
+    for (model, _, versions) in env.models() {
+        if model != "analyst_1h" {
+            assert_eq!(versions, vec![1], "{model} was not retrained");
+        }
+    }
+    env.ctl_json(&["shutdown"]);
+    let (status, _) = daemon.wait_exit();
+    assert!(status.success());
 }
