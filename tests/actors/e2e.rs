@@ -346,7 +346,7 @@ fn service_answers_while_training_trains_predicts_and_shuts_down_on_request() {
         .mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
 
-    // Queue every model again and follow the jobs, in the background.
+    // Queue every model (coalescing with the start-up jobs) and follow the jobs, in the background.
     let train = Command::new(env!("CARGO_BIN_EXE_trainerctl"))
         .arg("--config")
         .arg(&env.config)
@@ -458,7 +458,34 @@ fn service_answers_while_training_trains_predicts_and_shuts_down_on_request() {
     let missing = env.ctl(&["show", "analyst_5m@999"]);
     assert_eq!(missing.status.code(), Some(1), "unknown version is exit 1");
     let bad = env.ctl(&["show", "nonsense_model"]);
-    assert_eq!(bad.status.code(), Some(1), "unknown model is exit 1");
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a malformed model id is a usage error"
+    );
+    // A second version of analyst_1h (the jobs above coalesced with the start-up ones), then
+    // roll back to the first.
+    let second = env.ctl_json(&["train", "analyst_1h", "--wait"]);
+    assert_eq!(second["ok"], true, "{second}");
+    let before = second["outcomes"][0]["version"]
+        .as_u64()
+        .expect("stored version");
+    let rolled = env.ctl_json(&["rollback", "analyst_1h"]);
+    let now = rolled["version"].as_u64().expect("version");
+    assert!(now < before, "rollback from v{before} went to v{now}");
+    let history = env.ctl_json(&["history", "analyst_1h"]);
+    let last = history["activations"]
+        .as_array()
+        .and_then(|a| a.last())
+        .cloned()
+        .expect("an activation");
+    assert_eq!(last["version"].as_u64(), Some(now), "{history}");
+    assert!(
+        last["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("rollback")),
+        "{history}"
+    );
 
     // Predict from a bars file: the last 5m bar, answered by the active version.
     let bars = env.dir.path().join("bars.csv");

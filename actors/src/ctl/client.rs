@@ -193,6 +193,15 @@ fn error_code_name(code: ErrorCode) -> &'static str {
     }
 }
 
+/// Refuses a model id that cannot name any model (exit 2) before bothering the daemon.
+fn check_model(model: &str) -> Result<ModelSpec, Failure> {
+    ModelSpec::parse(model).ok_or_else(|| {
+        Failure::usage(anyhow!(
+            "unknown model {model:?} (expected analyst_1h, analyst_15m, analyst_5m, analyst_1m or tactician_1m)"
+        ))
+    })
+}
+
 fn unexpected(what: &str, body: &ResponseBody) -> Failure {
     Failure::failed(anyhow!("unexpected answer to {what}: {body:?}"))
 }
@@ -396,6 +405,7 @@ fn parse_target(target: &str) -> Result<(String, Option<u64>), Failure> {
 /// `trainerctl show`.
 pub fn show(cli: &Cli, args: &ShowArgs) -> Result<(), Failure> {
     let (model, version) = parse_target(&args.target)?;
+    check_model(&model)?;
     let mut client = Client::from_cli(cli)?;
     let record = match client.call(RequestBody::Show { model, version })? {
         ResponseBody::Model(r) => r,
@@ -581,6 +591,9 @@ fn format_record(r: &ModelRecord, columns: usize) -> String {
 
 /// `trainerctl train`.
 pub fn train(cli: &Cli, args: &TrainArgs) -> Result<(), Failure> {
+    for m in &args.models {
+        check_model(m)?;
+    }
     let mut client = Client::from_cli(cli)?;
     let jobs = match client.call(RequestBody::Train {
         models: args.models.clone(),
@@ -833,6 +846,7 @@ fn wait_jobs(
 
 /// `trainerctl activate`.
 pub fn activate(cli: &Cli, args: &ActivateArgs) -> Result<(), Failure> {
+    check_model(&args.model)?;
     let mut client = Client::from_cli(cli)?;
     let answer = client.call(RequestBody::Activate {
         model: args.model.clone(),
@@ -843,6 +857,7 @@ pub fn activate(cli: &Cli, args: &ActivateArgs) -> Result<(), Failure> {
 
 /// `trainerctl rollback`.
 pub fn rollback(cli: &Cli, args: &ModelArg) -> Result<(), Failure> {
+    check_model(&args.model)?;
     let mut client = Client::from_cli(cli)?;
     let answer = client.call(RequestBody::Rollback {
         model: args.model.clone(),
@@ -866,6 +881,7 @@ fn print_active(cli: &Cli, what: &str, answer: ResponseBody) -> Result<(), Failu
 
 /// `trainerctl history`.
 pub fn history(cli: &Cli, args: &ModelArg) -> Result<(), Failure> {
+    check_model(&args.model)?;
     let mut client = Client::from_cli(cli)?;
     let activations = match client.call(RequestBody::History {
         model: args.model.clone(),
@@ -914,11 +930,7 @@ fn format_history(model: &str, activations: &[Activation]) -> String {
 
 /// The features of the last bar of `input`, resampled to `model`'s timeframe, and that bar's time.
 fn last_features(cli: &Cli, model: &str, input: &Path) -> Result<(Vec<f64>, i64, usize), Failure> {
-    let spec = ModelSpec::parse(model).ok_or_else(|| {
-        Failure::usage(anyhow!(
-            "unknown model {model:?} (expected analyst_1h, analyst_15m, analyst_5m, analyst_1m or tactician_1m)"
-        ))
-    })?;
+    let spec = check_model(model)?;
     let cfg = Config::load(cli.config.as_deref()).map_err(Failure::usage)?;
     let (bars, _) = data::load_csv(
         input,
