@@ -1,11 +1,15 @@
 //! `trainerctl`: the operator's command line.
 //!
-//! Offline commands (`features`, `fit`) work on files and need no daemon. The other commands talk
-//! to a running `trainerd` over its control socket.
+//! Offline commands (`features`, `fit`) work on files and need no daemon. The other commands
+//! (`status`, `models`, `show`, `train`, `activate`, `rollback`, `history`, `predict`, `shutdown`)
+//! talk to a running `trainerd` over its control socket (`client`).
 //!
 //! Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 daemon not reachable.
 
+mod client;
 mod offline;
+
+pub use client::{socket_path, Client};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +52,24 @@ pub enum Command {
     Features(offline::FeaturesArgs),
     /// Fit one model on a bars file and evaluate it (no daemon).
     Fit(offline::FitArgs),
+    /// The daemon's state: uptime, store, trainers and their jobs, queue, errors, stale models.
+    Status,
+    /// Every model with its active version and key metrics.
+    Models,
+    /// One stored model version in detail: `MODEL` (active version) or `MODEL@VERSION`.
+    Show(client::ShowArgs),
+    /// Queue training jobs (no models = every enabled model); `--wait` follows them to the end.
+    Train(client::TrainArgs),
+    /// Make a stored version the active one.
+    Activate(client::ActivateArgs),
+    /// Re-activate the previously active version.
+    Rollback(client::ModelArg),
+    /// Activation history of a model.
+    History(client::ModelArg),
+    /// Probability of "up" for the last bar of a bars file, from the active version.
+    Predict(client::PredictArgs),
+    /// Ask the daemon to stop (running jobs get the shutdown grace).
+    Shutdown,
 }
 
 /// Runs `trainerctl` and returns the process exit code.
@@ -55,6 +77,15 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Features(args) => offline::features(&cli, args),
         Command::Fit(args) => offline::fit(&cli, args),
+        Command::Status => client::status(&cli),
+        Command::Models => client::models(&cli),
+        Command::Show(args) => client::show(&cli, args),
+        Command::Train(args) => client::train(&cli, args),
+        Command::Activate(args) => client::activate(&cli, args),
+        Command::Rollback(args) => client::rollback(&cli, args),
+        Command::History(args) => client::history(&cli, args),
+        Command::Predict(args) => client::predict(&cli, args),
+        Command::Shutdown => client::shutdown(&cli),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
