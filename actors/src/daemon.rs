@@ -142,12 +142,14 @@ pub async fn service(cfg: Config) -> ExitCode {
         Stop::Escalated(reason) => tracing::error!(reason = %reason, "shutting down: escalated"),
     }
     // A second signal forces an immediate exit; committed versions are safe on disk.
+    let socket_path = socket.clone();
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {},
             _ = int.recv() => {},
         }
         eprintln!("trainerd: second signal: exiting now");
+        let _ = std::fs::remove_file(&socket_path);
         std::process::exit(130);
     });
     let summary = handle

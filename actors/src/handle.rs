@@ -259,7 +259,7 @@ impl TrainerHandle {
             id.to_string(),
             version
         )?
-        .map_err(|e| Error::Core(trainer::Error::Store(e)))
+        .map_err(|e| store_error(id, e))
     }
 
     /// Re-activates the previously active version of `id`; returns it.
@@ -271,7 +271,7 @@ impl TrainerHandle {
             CALL_TIMEOUT.as_millis() as u64,
             id.to_string()
         )?
-        .map_err(|e| Error::Core(trainer::Error::Store(e)))
+        .map_err(|e| store_error(id, e))
     }
 
     /// Stops the tree: no new jobs, running jobs get `grace` to finish and are then cancelled,
@@ -295,6 +295,26 @@ impl TrainerHandle {
             let _ = join.await;
         }
     }
+}
+
+/// Maps a store error reported by the persister (as text) into ours; a missing version is
+/// [`Error::NoSuchVersion`].
+fn store_error(model: &str, message: String) -> Error {
+    if let Some(v) = message
+        .split(" has no version ")
+        .nth(1)
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return Error::NoSuchVersion(model.to_string(), v);
+    }
+    if message.contains("has no active version") {
+        return Error::NoActiveModel(model.to_string());
+    }
+    let message = message
+        .strip_prefix("store: ")
+        .unwrap_or(&message)
+        .to_string();
+    Error::Core(trainer::Error::Store(message))
 }
 
 async fn blocking<T: Send + 'static>(

@@ -590,8 +590,6 @@ fn without_a_daemon_trainerctl_exits_3_naming_the_socket() {
 }
 
 #[test]
-#[ignore = "server bug: the pending mark of a job is never cleared when its version is stored, so \
-            every start retrains every model ever queued; run with --ignored once fixed"]
 fn a_clean_restart_with_every_model_active_trains_nothing() {
     let _serial = serial();
     let env = Env::new(5);
