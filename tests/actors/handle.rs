@@ -222,3 +222,27 @@ async fn service_mode_retrains_when_the_data_grew_while_it_was_down_and_when_it_
     assert_eq!(rec.data.bars, 9200, "trained on the newest data");
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_retrains_on_schedule_and_reports_stale_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(dir.path());
+    cfg.model_trainer.analyst_timeframes = vec![trainer::data::Timeframe::H1];
+    cfg.model_trainer.enable_tactician_models = false;
+    cfg.schedule.watch_interval = Duration::from_millis(50);
+    cfg.schedule.retrain_interval = Duration::from_millis(400);
+    // Synthetic bars start in 2024: far older than a day.
+    cfg.schedule.max_model_age = Duration::from_secs(86_400);
+    let handle = TrainerHandle::spawn_with(cfg, true).await.unwrap();
+    handle.train_missing().await.unwrap();
+    common::eventually("two scheduled retrains", || {
+        handle
+            .served_version("analyst_1h")
+            .is_some_and(|v| v >= 3)
+            .then_some(())
+    })
+    .await;
+    let status = handle.status().await.unwrap();
+    assert_eq!(status.stale_models, vec!["analyst_1h".to_string()]);
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}
