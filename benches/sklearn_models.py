@@ -107,7 +107,8 @@ except ImportError:  # pragma: no cover - optional
 
 def load(path: str) -> tuple[np.ndarray, np.ndarray]:
     """Feature matrix (float64, FEATURES order) and 0/1 labels; rows without a label dropped."""
-    df = pd.read_csv(path)
+    # round_trip: parse every number exactly as Rust does (the files hold %.17g values).
+    df = pd.read_csv(path, float_precision="round_trip")
     missing = [c for c in FEATURES + ["label"] if c not in df.columns]
     if missing:
         raise SystemExit(f"{path}: missing column(s) {missing}")

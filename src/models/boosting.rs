@@ -21,11 +21,12 @@ use linfa::ParamGuard;
 use ndarray::{s, Array1, ArrayBase, ArrayView2, Data, Ix2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::binning::{BinMapper, BinnedMatrix, MAX_BINS};
 use super::forest::{binary_labels, check_shapes, normalise, predict_rows, BinaryLabel};
-use super::tree::{GradPair, GrowParams, Growth, LeafRule, Learner, Tree};
+use super::tree::{with_pool, GradPair, GrowParams, Growth, LeafRule, Learner, Tree};
 use super::ProbaModel;
 use crate::{Error, Result};
 
@@ -336,42 +337,24 @@ fn log_loss(s: f64, y: bool) -> f64 {
 /// does not depend on the number of threads.
 const GRAD_CHUNK: usize = 1 << 14;
 
-/// Gradient pairs of all rows at `scores` (on up to `n_threads` threads); returns the mean
-/// log-loss at `scores`.
+/// Gradient pairs of all rows at `scores` (in parallel on the current rayon pool when
+/// `n_threads > 1`); returns the mean log-loss at `scores`.
 fn gradients(scores: &[f64], y: &[bool], out: &mut [GradPair], n_threads: usize) -> f64 {
-    let chunks = scores.len().div_ceil(GRAD_CHUNK);
-    let mut partial = vec![0.0; chunks];
-    let threads = n_threads.clamp(1, chunks.max(1));
-    let per = chunks.div_ceil(threads).max(1);
-    let run = |part: &mut [f64], sc: &[f64], ys: &[bool], os: &mut [GradPair]| {
-        for (((p, s), ys), os) in part
-            .iter_mut()
-            .zip(sc.chunks(GRAD_CHUNK))
-            .zip(ys.chunks(GRAD_CHUNK))
-            .zip(os.chunks_mut(GRAD_CHUNK))
-        {
-            *p = gradient_chunk(s, ys, os);
-        }
+    let partial: Vec<f64> = if n_threads > 1 && scores.len() > GRAD_CHUNK {
+        scores
+            .par_chunks(GRAD_CHUNK)
+            .zip(y.par_chunks(GRAD_CHUNK))
+            .zip(out.par_chunks_mut(GRAD_CHUNK))
+            .map(|((s, ys), os)| gradient_chunk(s, ys, os))
+            .collect()
+    } else {
+        scores
+            .chunks(GRAD_CHUNK)
+            .zip(y.chunks(GRAD_CHUNK))
+            .zip(out.chunks_mut(GRAD_CHUNK))
+            .map(|((s, ys), os)| gradient_chunk(s, ys, os))
+            .collect()
     };
-    let rows = per * GRAD_CHUNK;
-    std::thread::scope(|sc| {
-        let mut work = partial
-            .chunks_mut(per)
-            .zip(scores.chunks(rows))
-            .zip(y.chunks(rows))
-            .zip(out.chunks_mut(rows));
-        let first = work.next();
-        for (((part, s), ys), os) in work {
-            std::thread::Builder::new()
-                .stack_size(super::tree::WORKER_STACK)
-                .spawn_scoped(sc, move || run(part, s, ys, os))
-                // Like `Scope::spawn`, which panics when the OS refuses a thread.
-                .expect("failed to spawn a gradient worker thread");
-        }
-        if let Some((((part, s), ys), os)) = first {
-            run(part, s, ys, os);
-        }
-    });
     partial.iter().sum::<f64>() / scores.len() as f64
 }
 
@@ -436,6 +419,20 @@ impl GradientBoostingValidParams {
             features = x.ncols()
         );
         let _enter = span.enter();
+        // One persistent pool for the whole fit: every parallel step reuses its threads.
+        with_pool(self.n_threads, || {
+            let _enter = span.enter();
+            self.fit_inner(x, y, progress)
+        })
+    }
+
+    /// The fit proper, on the current thread (or rayon pool when `n_threads > 1`).
+    fn fit_inner(
+        &self,
+        x: ArrayView2<'_, f64>,
+        y: &[bool],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<GradientBoosting> {
         let started = std::time::Instant::now();
         let n = x.nrows();
         let n_val = match self.early_stopping_rounds {
