@@ -16,6 +16,7 @@
 //! ```text
 //! cargo bench --bench models_vs_python -- [--rows 100000,1000000] [--threads 1,2]
 //!     [--no-python] [--gb-max-rows 100000] [--reps 3] [--predict-calls 100000]
+//!     [--models forest,boosting]
 //! ```
 
 use std::fmt::Write as _;
@@ -50,6 +51,8 @@ struct Args {
     gb_max_rows: usize,
     reps: usize,
     predict_calls: usize,
+    forest: bool,
+    boosting: bool,
 }
 
 fn parse_list(s: &str) -> Result<Vec<usize>, BoxError> {
@@ -72,6 +75,8 @@ fn parse_args() -> Result<Args, BoxError> {
         gb_max_rows: 100_000,
         reps: 3,
         predict_calls: 100_000,
+        forest: true,
+        boosting: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -85,6 +90,11 @@ fn parse_args() -> Result<Args, BoxError> {
             "--gb-max-rows" => a.gb_max_rows = value()?.parse()?,
             "--reps" => a.reps = value()?.parse()?,
             "--predict-calls" => a.predict_calls = value()?.parse()?,
+            "--models" => {
+                let v = value()?;
+                a.forest = v.split(',').any(|m| m == "forest");
+                a.boosting = v.split(',').any(|m| m == "boosting");
+            }
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -309,7 +319,12 @@ fn main() -> Result<(), BoxError> {
     );
 
     let mut table: Vec<Row> = Vec::new();
-    let mut predict_models: Option<(RandomForest, GradientBoosting, Array2<f64>)> = None;
+    #[allow(clippy::type_complexity)]
+    let mut predict_models: Option<(
+        Option<RandomForest>,
+        Option<GradientBoosting>,
+        Array2<f64>,
+    )> = None;
     for &rows in &args.rows {
         let (train_path, test_path) = dataset(&data_dir, rows)?;
         let (x_train, y_train) = read_features(&train_path)?;
@@ -327,75 +342,96 @@ fn main() -> Result<(), BoxError> {
         let reps = if rows <= 200_000 { args.reps } else { 1 };
         let mut base: [Option<f64>; 2] = [None, None];
         for &t in &args.threads {
-            let (rf_s, rf) = time_fit(reps, || {
-                Ok(forest_params(t)?.fit_arrays(xs_train.view(), &labels)?)
-            })?;
-            let rf_acc = accuracy(&rf, xs_test.view(), &y_test)?;
-            let (gb_s, gb) = time_fit(reps, || {
-                Ok(boosting_params(t)?.fit_arrays(xs_train.view(), &labels)?)
-            })?;
-            let gb_acc = accuracy(&gb, xs_test.view(), &y_test)?;
-            eprintln!(
-                "  ours {t} thread(s): forest {rf_s:.3} s acc {rf_acc:.4}, boosting {gb_s:.3} s acc {gb_acc:.4}"
-            );
+            let rf = if args.forest {
+                let (s, m) = time_fit(reps, || {
+                    Ok(forest_params(t)?.fit_arrays(xs_train.view(), &labels)?)
+                })?;
+                let acc = accuracy(&m, xs_test.view(), &y_test)?;
+                eprintln!("  ours {t} thread(s): forest {s:.3} s, accuracy {acc:.4}");
+                Some((s, acc, m))
+            } else {
+                None
+            };
+            let gb = if args.boosting {
+                let (s, m) = time_fit(reps, || {
+                    Ok(boosting_params(t)?.fit_arrays(xs_train.view(), &labels)?)
+                })?;
+                let acc = accuracy(&m, xs_test.view(), &y_test)?;
+                eprintln!("  ours {t} thread(s): boosting {s:.3} s, accuracy {acc:.4}");
+                Some((s, acc, m))
+            } else {
+                None
+            };
             if t == 1 {
-                base = [Some(rf_s), Some(gb_s)];
+                base = [rf.as_ref().map(|r| r.0), gb.as_ref().map(|g| g.0)];
             }
-            let (rf_py, gb_py) = if use_python {
+            let mut wanted = Vec::new();
+            if args.forest {
+                wanted.push("rf");
+            }
+            if args.boosting {
                 // sklearn's GB is single-threaded: run it once, with the 1-thread baselines.
-                let models = if t == 1 { "rf,gb,lgbm" } else { "rf,lgbm" };
+                if t == 1 {
+                    wanted.push("gb");
+                }
+                wanted.push("lgbm");
+            }
+            let py_models = if use_python {
+                let models = wanted.join(",");
                 eprintln!("  python {t} thread(s): {models} ...");
-                let m = python(
+                match python(
                     &py,
                     &script,
                     &train_path,
                     &test_path,
                     t,
-                    models,
+                    &models,
                     args.gb_max_rows,
-                );
-                let m = match m {
+                ) {
                     Ok(v) => Some(v),
                     Err(e) => {
                         eprintln!("  python failed: {e}");
                         None
                     }
-                };
-                let gb = if t == 1 {
-                    py_model(m.as_ref(), "gb")
-                } else {
-                    Err("1-thread only".into())
-                };
-                (
-                    (py_model(m.as_ref(), "rf"), None),
-                    (gb, Some(py_model(m.as_ref(), "lgbm"))),
-                )
+                }
             } else {
-                let no = || Err::<(f64, f64), String>("not run".into());
-                ((no(), None), (no(), Some(no())))
+                None
             };
-            table.push(Row {
-                model: "forest",
-                rows,
-                threads: t,
-                ours: rf_s,
-                our_acc: rf_acc,
-                speedup: base[0].map(|b| b / rf_s),
-                sk: rf_py.0,
-                lgbm: rf_py.1,
-            });
-            table.push(Row {
-                model: "boosting",
-                rows,
-                threads: t,
-                ours: gb_s,
-                our_acc: gb_acc,
-                speedup: base[1].map(|b| b / gb_s),
-                sk: gb_py.0,
-                lgbm: gb_py.1,
-            });
+            let py = |name: &str| -> PyResult {
+                if !use_python {
+                    Err("not run".into())
+                } else if name == "gb" && t != 1 {
+                    Err("1-thread only".into())
+                } else {
+                    py_model(py_models.as_ref(), name)
+                }
+            };
+            if let Some((s, acc, _)) = &rf {
+                table.push(Row {
+                    model: "forest",
+                    rows,
+                    threads: t,
+                    ours: *s,
+                    our_acc: *acc,
+                    speedup: base[0].map(|b| b / s),
+                    sk: py("rf"),
+                    lgbm: None,
+                });
+            }
+            if let Some((s, acc, _)) = &gb {
+                table.push(Row {
+                    model: "boosting",
+                    rows,
+                    threads: t,
+                    ours: *s,
+                    our_acc: *acc,
+                    speedup: base[1].map(|b| b / s),
+                    sk: py("gb"),
+                    lgbm: Some(py("lgbm")),
+                });
+            }
             if predict_models.is_none() && t == 1 {
-                predict_models = Some((rf, gb, xs_test.clone()));
+                predict_models = Some((rf.map(|r| r.2), gb.map(|g| g.2), xs_test.clone()));
             }
         }
     }
@@ -448,10 +484,17 @@ fn main() -> Result<(), BoxError> {
             .take(4096)
             .map(|r| r.to_vec())
             .collect();
-        for (name, m) in [
-            ("forest 100 trees depth 10", &rf as &dyn ProbaModel),
-            ("boosting 100 rounds 255 leaves", &gb as &dyn ProbaModel),
-        ] {
+        let models = [
+            (
+                "forest 100 trees depth 10",
+                rf.as_ref().map(|m| m as &dyn ProbaModel),
+            ),
+            (
+                "boosting 100 rounds 255 leaves",
+                gb.as_ref().map(|m| m as &dyn ProbaModel),
+            ),
+        ];
+        for (name, m) in models.into_iter().filter_map(|(n, m)| Some((n, m?))) {
             let mut times = Vec::with_capacity(args.predict_calls);
             let mut sink = 0.0;
             for i in 0..args.predict_calls {

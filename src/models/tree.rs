@@ -659,7 +659,19 @@ impl Learner {
             score(s_sums.g, s_sums.h, p.lambda),
             score(l_sums.g, l_sums.h, p.lambda),
         );
-        let group = |f0: usize, sm: &mut [Bin], par: &mut [Bin]| {
+        let threads = if idx.len() * nf >= PAR_MIN_WORK {
+            n_threads.min(nf)
+        } else {
+            1
+        };
+        let g = group_size(nf, threads);
+        let group = |c: usize, sm: &mut [Bin], par: &mut [Bin]| {
+            let f0 = c * g;
+            let feats: Vec<usize> = (f0..(f0 + g).min(nf)).collect();
+            {
+                let mut hs: Vec<&mut [Bin]> = sm.chunks_exact_mut(SLOT_BINS).collect();
+                features_hist(&mut hs, &feats, data, idx, gh);
+            }
             let mut best = (None, None);
             for (k, (sh, ph)) in sm
                 .chunks_exact_mut(SLOT_BINS)
@@ -668,7 +680,6 @@ impl Learner {
             {
                 let f = f0 + k;
                 let nb = data.n_bins(f);
-                feature_hist(sh, data.column(f), nb, idx, gh);
                 for (x, y) in ph[..nb].iter_mut().zip(&sh[..nb]) {
                     x.g -= y.g;
                     x.h -= y.h;
@@ -683,20 +694,20 @@ impl Learner {
             }
             best
         };
-        let threads = if idx.len() * nf >= PAR_MIN_WORK {
-            n_threads.min(nf)
-        } else {
-            1
-        };
         if threads <= 1 {
-            return group(0, sm, par);
+            return sm
+                .chunks_mut(g * SLOT_BINS)
+                .zip(par.chunks_mut(g * SLOT_BINS))
+                .enumerate()
+                .map(|(c, (s, q))| group(c, s, q))
+                .fold((None, None), |x, y| (better(x.0, y.0), better(x.1, y.1)));
         }
-        // One task per feature on the current rayon pool (see `with_pool`); the best split
-        // is a total order, so the reduction order does not matter.
-        sm.par_chunks_mut(SLOT_BINS)
-            .zip(par.par_chunks_mut(SLOT_BINS))
+        // One task per feature group on the current rayon pool (see `with_pool`); the best
+        // split is a total order, so the reduction order does not matter.
+        sm.par_chunks_mut(g * SLOT_BINS)
+            .zip(par.par_chunks_mut(g * SLOT_BINS))
             .enumerate()
-            .map(|(f, (s, q))| group(f, s, q))
+            .map(|(c, (s, q))| group(c, s, q))
             .reduce(|| (None, None), |x, y| (better(x.0, y.0), better(x.1, y.1)))
     }
 
@@ -790,26 +801,39 @@ impl Learner {
         let idx = &self.idx[start..end];
         let gh = &self.gh[start..end];
         if drawn_only {
-            for &f in &self.features[..self.drawn] {
-                let h = &mut hist[f * SLOT_BINS..(f + 1) * SLOT_BINS];
-                feature_hist(h, data.column(f), data.n_bins(f), idx, gh);
+            let drawn = &self.features[..self.drawn];
+            let mut feats: Vec<usize> = Vec::with_capacity(drawn.len());
+            let mut hs: Vec<&mut [Bin]> = Vec::with_capacity(drawn.len());
+            for (f, h) in hist.chunks_exact_mut(SLOT_BINS).enumerate() {
+                if drawn.contains(&f) {
+                    feats.push(f);
+                    hs.push(h);
+                }
             }
+            features_hist(&mut hs, &feats, data, idx, gh);
             return;
         }
-        let threads = if idx.len() * self.n_features >= PAR_MIN_WORK {
-            n_threads.min(self.n_features)
+        let nf = self.n_features;
+        let threads = if idx.len() * nf >= PAR_MIN_WORK {
+            n_threads.min(nf)
         } else {
             1
         };
+        let g = group_size(nf, threads);
+        let run = |c: usize, chunk: &mut [Bin]| {
+            let feats: Vec<usize> = (c * g..(c * g + g).min(nf)).collect();
+            let mut hs: Vec<&mut [Bin]> = chunk.chunks_exact_mut(SLOT_BINS).collect();
+            features_hist(&mut hs, &feats, data, idx, gh);
+        };
         if threads <= 1 {
-            for (f, h) in hist.chunks_exact_mut(SLOT_BINS).enumerate() {
-                feature_hist(h, data.column(f), data.n_bins(f), idx, gh);
+            for (c, chunk) in hist.chunks_mut(g * SLOT_BINS).enumerate() {
+                run(c, chunk);
             }
             return;
         }
-        hist.par_chunks_mut(SLOT_BINS)
+        hist.par_chunks_mut(g * SLOT_BINS)
             .enumerate()
-            .for_each(|(f, h)| feature_hist(h, data.column(f), data.n_bins(f), idx, gh));
+            .for_each(|(c, chunk)| run(c, chunk));
     }
 
     /// `slot parent -= slot small`, feature by feature.
@@ -939,20 +963,68 @@ fn split_to(
     (w, r)
 }
 
-/// Histogram of one feature over the rows `idx` (the hot loop).
+/// Features whose histograms are summed in one pass over a node's rows: each row's index and
+/// gradient pair are loaded once for the group, and the group's bins are independent
+/// read-modify-write chains the CPU overlaps.
+const GROUP: usize = 4;
+
+/// Feature-group size for `nf` features on `threads` threads: at most [`GROUP`], with a number
+/// of groups that is a multiple of `threads` (balanced work).
+fn group_size(nf: usize, threads: usize) -> usize {
+    let per_thread = nf.div_ceil(threads.max(1));
+    let groups = threads.max(1) * per_thread.div_ceil(GROUP);
+    nf.div_ceil(groups.max(1)).max(1)
+}
+
+/// Histograms of the features `feats` (histogram `hs[k]` for feature `feats[k]`) over the rows
+/// `idx`, in passes of up to [`GROUP`] features. Each feature's bins are summed in row order,
+/// whatever the grouping.
+fn features_hist(
+    hs: &mut [&mut [Bin]],
+    feats: &[usize],
+    data: &BinnedMatrix,
+    idx: &[u32],
+    gh: &[GradPair],
+) {
+    for (h, f) in hs.chunks_mut(GROUP).zip(feats.chunks(GROUP)) {
+        match h.len() {
+            1 => hist_pass::<1>(h, f, data, idx, gh),
+            2 => hist_pass::<2>(h, f, data, idx, gh),
+            3 => hist_pass::<3>(h, f, data, idx, gh),
+            _ => hist_pass::<4>(h, f, data, idx, gh),
+        }
+    }
+}
+
+/// One pass over the rows for `K` features (the hot loop).
 #[inline]
-fn feature_hist(hist: &mut [Bin], col: &[u8], nb: usize, idx: &[u32], gh: &[GradPair]) {
-    let hist: &mut [Bin; SLOT_BINS] = hist
-        .try_into()
-        .expect("histogram slot holds SLOT_BINS bins per feature");
-    for b in &mut hist[..nb] {
-        *b = Bin::default();
+fn hist_pass<const K: usize>(
+    hs: &mut [&mut [Bin]],
+    feats: &[usize],
+    data: &BinnedMatrix,
+    idx: &[u32],
+    gh: &[GradPair],
+) {
+    let hs: &mut [&mut [Bin]; K] = hs.try_into().expect("K histograms per pass");
+    let mut h: [&mut [Bin; SLOT_BINS]; K] = hs.each_mut().map(|h| {
+        (&mut **h)
+            .try_into()
+            .expect("histogram slot holds SLOT_BINS bins per feature")
+    });
+    let cols: [&[u8]; K] = std::array::from_fn(|k| data.column(feats[k]));
+    for (k, hk) in h.iter_mut().enumerate() {
+        for b in &mut hk[..data.n_bins(feats[k])] {
+            *b = Bin::default();
+        }
     }
     for (&i, p) in idx.iter().zip(gh) {
-        let b = &mut hist[col[i as usize] as usize];
-        b.g += p.g;
-        b.h += p.h;
-        b.n += 1;
+        let i = i as usize;
+        for k in 0..K {
+            let b = &mut h[k][cols[k][i] as usize];
+            b.g += p.g;
+            b.h += p.h;
+            b.n += 1;
+        }
     }
 }
 
