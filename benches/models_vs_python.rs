@@ -2,9 +2,9 @@
 //! the same CSV files and the same chronological split.
 //!
 //! Why it exists: the model-engine issue sets speed and accuracy goals relative to the Python
-//! libraries (forest >= 15x scikit-learn's RandomForestClassifier, boosting <= 1.2x LightGBM and
-//! >= 50x GradientBoostingClassifier, accuracy within one point, 2 threads >= 1.8x one thread,
-//! single-row predict p99 < 20 us); this binary measures every one of them and prints them all,
+//! libraries (forest at least 15x scikit-learn's RandomForestClassifier, boosting at most 1.2x
+//! LightGBM and at least 50x GradientBoostingClassifier, accuracy within one point, 2 threads at
+//! least 1.8x one thread, single-row predict p99 under 20 us); this binary measures every one of them and prints them all,
 //! missed ones included.
 //!
 //! For each size: seeded synthetic 1m bars, features and next-bar labels, chronological 80/20

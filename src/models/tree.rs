@@ -146,7 +146,7 @@ const SLOT_BINS: usize = 256;
 const PAR_MIN_WORK: usize = 1 << 15;
 
 /// Below this many rows a node is partitioned on the calling thread only.
-const PAR_MIN_PARTITION: usize = 1 << 14;
+const PAR_MIN_PARTITION: usize = 1 << 13;
 
 /// Runs `f` on a rayon pool of `n_threads` threads (built for this call), or directly on the
 /// calling thread when `n_threads <= 1`, so that the learner's parallel steps reuse the same
