@@ -191,17 +191,38 @@ fn boosting_params(
         .check()?)
 }
 
-/// Best of `reps` timed fits, with the last model.
+/// CPU seconds (user + system) used by this process so far, from `/proc/self/stat` (0 when
+/// unavailable): with other load on the machine, CPU time per fit shows the parallel overhead
+/// that wall time hides.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
+/// Best of `reps` timed fits (wall seconds, with the CPU seconds of that fit), and the last
+/// model.
 fn time_fit<M>(
     reps: usize,
     mut fit: impl FnMut() -> Result<M, BoxError>,
-) -> Result<(f64, M), BoxError> {
-    let mut best = f64::INFINITY;
+) -> Result<((f64, f64), M), BoxError> {
+    let mut best = (f64::INFINITY, 0.0);
     let mut model = None;
     for _ in 0..reps {
+        let c = cpu_seconds();
         let t = Instant::now();
         let m = fit()?;
-        best = best.min(t.elapsed().as_secs_f64());
+        let wall = t.elapsed().as_secs_f64();
+        if wall < best.0 {
+            best = (wall, cpu_seconds() - c);
+        }
         model = Some(m);
     }
     Ok((best, model.ok_or("no fit")?))
@@ -272,17 +293,27 @@ fn py_model(models: Option<&Value>, name: &str) -> PyResult {
     }
 }
 
+/// CPU seconds of a Python model's fit, if it ran.
+fn py_cpu(models: Option<&Value>, name: &str) -> Option<f64> {
+    models?.get(name)?.get("fit_cpu_seconds")?.as_f64()
+}
+
 struct Row {
     model: &'static str,
     rows: usize,
     threads: usize,
     ours: f64,
+    /// CPU seconds of that fit.
+    cpu: f64,
     our_acc: f64,
     /// Speed-up over our 1-thread fit of the same model and size.
     speedup: Option<f64>,
     /// scikit-learn (RF or GB) and LightGBM results.
     sk: PyResult,
     lgbm: Option<PyResult>,
+    /// CPU seconds of the scikit-learn and LightGBM fits.
+    sk_cpu: Option<f64>,
+    lgbm_cpu: Option<f64>,
 }
 
 fn cell(r: &PyResult, f: impl Fn(f64, f64) -> String) -> String {
@@ -343,22 +374,26 @@ fn main() -> Result<(), BoxError> {
         let mut base: [Option<f64>; 2] = [None, None];
         for &t in &args.threads {
             let rf = if args.forest {
-                let (s, m) = time_fit(reps, || {
+                let ((s, cpu), m) = time_fit(reps, || {
                     Ok(forest_params(t)?.fit_arrays(xs_train.view(), &labels)?)
                 })?;
                 let acc = accuracy(&m, xs_test.view(), &y_test)?;
-                eprintln!("  ours {t} thread(s): forest {s:.3} s, accuracy {acc:.4}");
-                Some((s, acc, m))
+                eprintln!(
+                    "  ours {t} thread(s): forest {s:.3} s (cpu {cpu:.2} s), accuracy {acc:.4}"
+                );
+                Some((s, cpu, acc, m))
             } else {
                 None
             };
             let gb = if args.boosting {
-                let (s, m) = time_fit(reps, || {
+                let ((s, cpu), m) = time_fit(reps, || {
                     Ok(boosting_params(t)?.fit_arrays(xs_train.view(), &labels)?)
                 })?;
                 let acc = accuracy(&m, xs_test.view(), &y_test)?;
-                eprintln!("  ours {t} thread(s): boosting {s:.3} s, accuracy {acc:.4}");
-                Some((s, acc, m))
+                eprintln!(
+                    "  ours {t} thread(s): boosting {s:.3} s (cpu {cpu:.2} s), accuracy {acc:.4}"
+                );
+                Some((s, cpu, acc, m))
             } else {
                 None
             };
@@ -401,37 +436,43 @@ fn main() -> Result<(), BoxError> {
                 if !use_python {
                     Err("not run".into())
                 } else if name == "gb" && t != 1 {
-                    Err("1-thread only".into())
+                    Err("1t only".into())
                 } else {
                     py_model(py_models.as_ref(), name)
                 }
             };
-            if let Some((s, acc, _)) = &rf {
+            if let Some((s, cpu, acc, _)) = &rf {
                 table.push(Row {
                     model: "forest",
                     rows,
                     threads: t,
                     ours: *s,
+                    cpu: *cpu,
                     our_acc: *acc,
                     speedup: base[0].map(|b| b / s),
                     sk: py("rf"),
                     lgbm: None,
+                    sk_cpu: py_cpu(py_models.as_ref(), "rf"),
+                    lgbm_cpu: None,
                 });
             }
-            if let Some((s, acc, _)) = &gb {
+            if let Some((s, cpu, acc, _)) = &gb {
                 table.push(Row {
                     model: "boosting",
                     rows,
                     threads: t,
                     ours: *s,
+                    cpu: *cpu,
                     our_acc: *acc,
                     speedup: base[1].map(|b| b / s),
                     sk: py("gb"),
                     lgbm: Some(py("lgbm")),
+                    sk_cpu: py_cpu(py_models.as_ref(), "gb").filter(|_| t == 1),
+                    lgbm_cpu: py_cpu(py_models.as_ref(), "lgbm"),
                 });
             }
             if predict_models.is_none() && t == 1 {
-                predict_models = Some((rf.map(|r| r.2), gb.map(|g| g.2), xs_test.clone()));
+                predict_models = Some((rf.map(|r| r.3), gb.map(|g| g.3), xs_test.clone()));
             }
         }
     }
@@ -445,8 +486,8 @@ fn main() -> Result<(), BoxError> {
     )?;
     writeln!(
         out,
-        "{:<8} {:>7} {:>3} | {:>7} {:>5} | {:>9} {:>8} | {:>7} {:>8} | {:>7} {:>7} {:>7} | {:>7} {:>7}",
-        "model", "rows", "thr", "ours s", "x1thr", "sklearn s", "lgbm s", "sk/ours", "ours/lgb",
+        "{:<8} {:>7} {:>3} | {:>7} {:>6} {:>5} | {:>9} {:>8} | {:>7} {:>8} | {:>7} {:>7} {:>7} | {:>7} {:>7}",
+        "model", "rows", "thr", "ours s", "cpu s", "x1thr", "sklearn s", "lgbm s", "sk/ours", "ours/lgb",
         "our acc", "sk acc", "lgb acc", "d sk", "d lgb"
     )?;
     for r in &table {
@@ -465,17 +506,45 @@ fn main() -> Result<(), BoxError> {
         let speedup = r.speedup.map_or("-".into(), |s| format!("{s:.2}"));
         writeln!(
             out,
-            "{:<8} {:>7} {:>3} | {:>7.3} {:>5} | {:>9} {:>8} | {:>7} {:>8} | {:>7.4} {:>7} {:>7} | {:>7} {:>7}",
-            r.model, r.rows, r.threads, r.ours, speedup, sk_s, lg_s, sk_ratio, lg_ratio,
+            "{:<8} {:>7} {:>3} | {:>7.3} {:>6.2} {:>5} | {:>9} {:>8} | {:>7} {:>8} | {:>7.4} {:>7} {:>7} | {:>7} {:>7}",
+            r.model, r.rows, r.threads, r.ours, r.cpu, speedup, sk_s, lg_s, sk_ratio, lg_ratio,
             r.our_acc, sk_acc, lg_acc, d_sk, d_lg
         )?;
     }
     writeln!(
         out,
-        "(x1thr: our 1-thread fit / this fit; sk/ours: sklearn RF or GB fit / ours (goals RF >= 15x, \
+        "(ours s: wall seconds of our fit; cpu s: CPU seconds it used; x1thr: our 1-thread fit / this fit; sk/ours: sklearn RF or GB fit / ours (goals RF >= 15x, \
          GB >= 50x); ours/lgb: our fit / LightGBM's at the same threads (goal <= 1.2x); d: accuracy \
          delta in points (goal |d sk| <= 1))"
     )?;
+
+    writeln!(
+        out,
+        "\nCPU seconds of the same fits (the machine is shared: CPU time shows the work done, wall \
+         time also the waiting)"
+    )?;
+    writeln!(
+        out,
+        "{:<8} {:>7} {:>3} | {:>7} {:>9} {:>8} | {:>7} {:>8}",
+        "model", "rows", "thr", "ours", "sklearn", "lgbm", "sk/ours", "ours/lgb"
+    )?;
+    for r in &table {
+        let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        writeln!(
+            out,
+            "{:<8} {:>7} {:>3} | {:>7.2} {:>9} {:>8} | {:>7} {:>8}",
+            r.model,
+            r.rows,
+            r.threads,
+            r.cpu,
+            opt(r.sk_cpu),
+            opt(r.lgbm_cpu),
+            r.sk_cpu
+                .map_or("-".into(), |v| format!("{:.1}x", v / r.cpu)),
+            r.lgbm_cpu
+                .map_or("-".into(), |v| format!("{:.2}x", r.cpu / v)),
+        )?;
+    }
 
     if let Some((rf, gb, x)) = predict_models {
         let rows: Vec<Vec<f64>> = x
