@@ -9,8 +9,10 @@
 //! - optional row subsampling per round (seeded, one ChaCha stream per round);
 //! - optional early stopping on the chronological tail of the training window
 //!   (`validation_fraction`), keeping the trees up to the best validation loss;
-//! - histograms are built in parallel over features (`n_threads`); each feature is summed by one
-//!   thread in row order, so the model does not depend on the number of threads.
+//! - with `n_threads > 1` the whole fit runs on one rayon pool built for it (no thread is
+//!   spawned per step): gradients in fixed row chunks, histograms in feature groups (each
+//!   feature summed by one thread in row order), the partition of large nodes in row chunks;
+//!   the model does not depend on the number of threads.
 //!
 //! Parameters follow linfa: [`GradientBoostingParams`] checks into
 //! [`GradientBoostingValidParams`], which implements [`linfa::traits::Fit`].
@@ -484,12 +486,17 @@ impl GradientBoostingValidParams {
         let mut valid_loss = Vec::new();
         let mut best = (f64::INFINITY, 0usize);
         for round in 0..self.n_estimators {
-            let loss = gradients(&scores, y_train, &mut gh, self.n_threads);
-            if round > 0 {
-                train_loss.push(loss);
-            }
-            let (idx, pairs) = learner.rows_mut();
-            if self.subsample < 1.0 {
+            let loss = if self.subsample >= 1.0 {
+                // Every row, in order: the gradients go straight into the learner's buffer.
+                gradients(
+                    &scores,
+                    y_train,
+                    learner.all_rows_mut(n_train),
+                    self.n_threads,
+                )
+            } else {
+                let loss = gradients(&scores, y_train, &mut gh, self.n_threads);
+                let (idx, pairs) = learner.rows_mut();
                 let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
                 rng.set_stream(round as u64);
                 for (i, s) in in_sample.iter_mut().enumerate() {
@@ -499,11 +506,15 @@ impl GradientBoostingValidParams {
                         pairs.push(gh[i]);
                     }
                 }
-            }
-            if idx.is_empty() {
-                in_sample.fill(true);
-                idx.extend(0..n_train as u32);
-                pairs.extend_from_slice(&gh);
+                if idx.is_empty() {
+                    in_sample.fill(true);
+                    idx.extend(0..n_train as u32);
+                    pairs.extend_from_slice(&gh);
+                }
+                loss
+            };
+            if round > 0 {
+                train_loss.push(loss);
             }
             let mut gains = vec![0.0; n_features];
             // No feature sampling: the rng is never drawn from.

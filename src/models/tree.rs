@@ -303,6 +303,16 @@ impl Learner {
         (&mut self.idx, &mut self.gh)
     }
 
+    /// Sets the rows to all of `0..n` (ascending) and returns their gradient pairs to fill
+    /// before [`Learner::grow`] (left as they are when the length does not change: the caller
+    /// overwrites every pair).
+    pub fn all_rows_mut(&mut self, n: usize) -> &mut [GradPair] {
+        self.idx.clear();
+        self.idx.extend(0..n as u32);
+        self.gh.resize(n, GradPair::default());
+        &mut self.gh
+    }
+
     /// Row indices, partitioned by leaf after [`Learner::grow`] (see [`Learner::leaves`]).
     pub fn rows(&self) -> &[u32] {
         &self.idx
