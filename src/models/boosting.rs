@@ -9,8 +9,10 @@
 //! - optional row subsampling per round (seeded, one ChaCha stream per round);
 //! - optional early stopping on the chronological tail of the training window
 //!   (`validation_fraction`), keeping the trees up to the best validation loss;
-//! - histograms are built in parallel over features (`n_threads`); each feature is summed by one
-//!   thread in row order, so the model does not depend on the number of threads.
+//! - with `n_threads > 1` the whole fit runs on one rayon pool built for it (no thread is
+//!   spawned per step): gradients in fixed row chunks, histograms in feature groups (each
+//!   feature summed by one thread in row order), the partition of large nodes in row chunks;
+//!   the model does not depend on the number of threads.
 //!
 //! Parameters follow linfa: [`GradientBoostingParams`] checks into
 //! [`GradientBoostingValidParams`], which implements [`linfa::traits::Fit`].
@@ -21,11 +23,12 @@ use linfa::ParamGuard;
 use ndarray::{s, Array1, ArrayBase, ArrayView2, Data, Ix2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::binning::{BinMapper, BinnedMatrix, MAX_BINS};
 use super::forest::{binary_labels, check_shapes, normalise, predict_rows, BinaryLabel};
-use super::tree::{GradPair, GrowParams, Growth, LeafRule, Learner, Tree};
+use super::tree::{with_pool, GradPair, GrowParams, Growth, LeafRule, Learner, Tree};
 use super::ProbaModel;
 use crate::{Error, Result};
 
@@ -336,42 +339,24 @@ fn log_loss(s: f64, y: bool) -> f64 {
 /// does not depend on the number of threads.
 const GRAD_CHUNK: usize = 1 << 14;
 
-/// Gradient pairs of all rows at `scores` (on up to `n_threads` threads); returns the mean
-/// log-loss at `scores`.
+/// Gradient pairs of all rows at `scores` (in parallel on the current rayon pool when
+/// `n_threads > 1`); returns the mean log-loss at `scores`.
 fn gradients(scores: &[f64], y: &[bool], out: &mut [GradPair], n_threads: usize) -> f64 {
-    let chunks = scores.len().div_ceil(GRAD_CHUNK);
-    let mut partial = vec![0.0; chunks];
-    let threads = n_threads.clamp(1, chunks.max(1));
-    let per = chunks.div_ceil(threads).max(1);
-    let run = |part: &mut [f64], sc: &[f64], ys: &[bool], os: &mut [GradPair]| {
-        for (((p, s), ys), os) in part
-            .iter_mut()
-            .zip(sc.chunks(GRAD_CHUNK))
-            .zip(ys.chunks(GRAD_CHUNK))
-            .zip(os.chunks_mut(GRAD_CHUNK))
-        {
-            *p = gradient_chunk(s, ys, os);
-        }
+    let partial: Vec<f64> = if n_threads > 1 && scores.len() > GRAD_CHUNK {
+        scores
+            .par_chunks(GRAD_CHUNK)
+            .zip(y.par_chunks(GRAD_CHUNK))
+            .zip(out.par_chunks_mut(GRAD_CHUNK))
+            .map(|((s, ys), os)| gradient_chunk(s, ys, os))
+            .collect()
+    } else {
+        scores
+            .chunks(GRAD_CHUNK)
+            .zip(y.chunks(GRAD_CHUNK))
+            .zip(out.chunks_mut(GRAD_CHUNK))
+            .map(|((s, ys), os)| gradient_chunk(s, ys, os))
+            .collect()
     };
-    let rows = per * GRAD_CHUNK;
-    std::thread::scope(|sc| {
-        let mut work = partial
-            .chunks_mut(per)
-            .zip(scores.chunks(rows))
-            .zip(y.chunks(rows))
-            .zip(out.chunks_mut(rows));
-        let first = work.next();
-        for (((part, s), ys), os) in work {
-            std::thread::Builder::new()
-                .stack_size(super::tree::WORKER_STACK)
-                .spawn_scoped(sc, move || run(part, s, ys, os))
-                // Like `Scope::spawn`, which panics when the OS refuses a thread.
-                .expect("failed to spawn a gradient worker thread");
-        }
-        if let Some((((part, s), ys), os)) = first {
-            run(part, s, ys, os);
-        }
-    });
     partial.iter().sum::<f64>() / scores.len() as f64
 }
 
@@ -436,6 +421,20 @@ impl GradientBoostingValidParams {
             features = x.ncols()
         );
         let _enter = span.enter();
+        // One persistent pool for the whole fit: every parallel step reuses its threads.
+        with_pool(self.n_threads, || {
+            let _enter = span.enter();
+            self.fit_inner(x, y, progress)
+        })
+    }
+
+    /// The fit proper, on the current thread (or rayon pool when `n_threads > 1`).
+    fn fit_inner(
+        &self,
+        x: ArrayView2<'_, f64>,
+        y: &[bool],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<GradientBoosting> {
         let started = std::time::Instant::now();
         let n = x.nrows();
         let n_val = match self.early_stopping_rounds {
@@ -487,12 +486,17 @@ impl GradientBoostingValidParams {
         let mut valid_loss = Vec::new();
         let mut best = (f64::INFINITY, 0usize);
         for round in 0..self.n_estimators {
-            let loss = gradients(&scores, y_train, &mut gh, self.n_threads);
-            if round > 0 {
-                train_loss.push(loss);
-            }
-            let (idx, pairs) = learner.rows_mut();
-            if self.subsample < 1.0 {
+            let loss = if self.subsample >= 1.0 {
+                // Every row, in order: the gradients go straight into the learner's buffer.
+                gradients(
+                    &scores,
+                    y_train,
+                    learner.all_rows_mut(n_train),
+                    self.n_threads,
+                )
+            } else {
+                let loss = gradients(&scores, y_train, &mut gh, self.n_threads);
+                let (idx, pairs) = learner.rows_mut();
                 let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
                 rng.set_stream(round as u64);
                 for (i, s) in in_sample.iter_mut().enumerate() {
@@ -502,11 +506,15 @@ impl GradientBoostingValidParams {
                         pairs.push(gh[i]);
                     }
                 }
-            }
-            if idx.is_empty() {
-                in_sample.fill(true);
-                idx.extend(0..n_train as u32);
-                pairs.extend_from_slice(&gh);
+                if idx.is_empty() {
+                    in_sample.fill(true);
+                    idx.extend(0..n_train as u32);
+                    pairs.extend_from_slice(&gh);
+                }
+                loss
+            };
+            if round > 0 {
+                train_loss.push(loss);
             }
             let mut gains = vec![0.0; n_features];
             // No feature sampling: the rng is never drawn from.

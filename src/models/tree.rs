@@ -16,10 +16,17 @@
 //! log-loss Newton pair. Everything is deterministic: every feature's histogram is summed by one
 //! thread in row order, whatever the number of threads.
 //!
+//! With `n_threads > 1` the learner runs the per-node work of large nodes on the current rayon
+//! pool (a persistent pool built once per fit by [`with_pool`], so no thread is spawned per
+//! node): the histogram one task per feature, the partition in row chunks (phase 1: each chunk
+//! split stably into scratch buffers; phase 2: each chunk's parts copied to their final places).
+//! A stable partition is unique, so chunking does not change the result.
+//!
 //! The fitted [`Tree`] is a flat array of 16-byte nodes with real thresholds: a walk on a raw
 //! `f64` row needs no binning and no allocation.
 
 use rand::Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::binning::{BinMapper, BinnedMatrix};
@@ -138,8 +145,29 @@ const SLOT_BINS: usize = 256;
 /// Below this many (rows × features) a histogram is built on the calling thread only.
 const PAR_MIN_WORK: usize = 1 << 15;
 
-/// Stack size of the short-lived histogram workers.
-pub(crate) const WORKER_STACK: usize = 256 * 1024;
+/// Below this many rows a node is partitioned on the calling thread only.
+const PAR_MIN_PARTITION: usize = 1 << 13;
+
+/// Runs `f` on a rayon pool of `n_threads` threads (built for this call), or directly on the
+/// calling thread when `n_threads <= 1`, so that the learner's parallel steps reuse the same
+/// threads for the whole fit.
+///
+/// # Errors
+/// [`crate::Error::Model`] if the threads cannot be created.
+pub(crate) fn with_pool<R: Send>(
+    n_threads: usize,
+    f: impl FnOnce() -> crate::Result<R> + Send,
+) -> crate::Result<R> {
+    if n_threads <= 1 {
+        return f();
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n_threads)
+        .thread_name(|i| format!("trainer-fit-{i}"))
+        .build()
+        .map_err(|e| crate::Error::Model(format!("cannot start {n_threads} fit threads: {e}")))?;
+    pool.install(f)
+}
 
 /// Order in which candidate leaves are expanded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,6 +255,9 @@ pub(crate) struct Learner {
     gh: Vec<GradPair>,
     scratch_idx: Vec<u32>,
     scratch_gh: Vec<GradPair>,
+    /// Second scratch pair for the parallel partition (right sides).
+    scratch2_idx: Vec<u32>,
+    scratch2_gh: Vec<GradPair>,
     candidates: Vec<Candidate>,
     features: Vec<usize>,
     /// Number of features drawn for the current split (`features[..drawn]`).
@@ -249,6 +280,8 @@ impl Learner {
             gh: Vec::new(),
             scratch_idx: Vec::new(),
             scratch_gh: Vec::new(),
+            scratch2_idx: Vec::new(),
+            scratch2_gh: Vec::new(),
             candidates: Vec::new(),
             features: (0..n_features).collect(),
             drawn: n_features,
@@ -268,6 +301,16 @@ impl Learner {
         self.idx.clear();
         self.gh.clear();
         (&mut self.idx, &mut self.gh)
+    }
+
+    /// Sets the rows to all of `0..n` (ascending) and returns their gradient pairs to fill
+    /// before [`Learner::grow`] (left as they are when the length does not change: the caller
+    /// overwrites every pair).
+    pub fn all_rows_mut(&mut self, n: usize) -> &mut [GradPair] {
+        self.idx.clear();
+        self.idx.extend(0..n as u32);
+        self.gh.resize(n, GradPair::default());
+        &mut self.gh
     }
 
     /// Row indices, partitioned by leaf after [`Learner::grow`] (see [`Learner::leaves`]).
@@ -302,6 +345,10 @@ impl Learner {
         let n = self.idx.len();
         self.scratch_idx.resize(n, 0);
         self.scratch_gh.resize(n, GradPair::default());
+        if n_threads > 1 {
+            self.scratch2_idx.resize(n, 0);
+            self.scratch2_gh.resize(n, GradPair::default());
+        }
         self.candidates.clear();
         self.leaves.clear();
         self.split_bins.clear();
@@ -361,7 +408,7 @@ impl Learner {
             };
             let c = self.candidates.swap_remove(pick);
             let s = c.split;
-            let mid = self.partition(data, c.start, c.end, s.feature, s.bin);
+            let mid = self.partition(data, c.start, c.end, s.feature, s.bin, n_threads);
             let left = s.left;
             let right = Sums {
                 g: c.sums.g - left.g,
@@ -622,7 +669,19 @@ impl Learner {
             score(s_sums.g, s_sums.h, p.lambda),
             score(l_sums.g, l_sums.h, p.lambda),
         );
-        let group = |f0: usize, sm: &mut [Bin], par: &mut [Bin]| {
+        let threads = if idx.len() * nf >= PAR_MIN_WORK {
+            n_threads.min(nf)
+        } else {
+            1
+        };
+        let g = group_size(nf, threads);
+        let group = |c: usize, sm: &mut [Bin], par: &mut [Bin]| {
+            let f0 = c * g;
+            let feats: Vec<usize> = (f0..(f0 + g).min(nf)).collect();
+            {
+                let mut hs: Vec<&mut [Bin]> = sm.chunks_exact_mut(SLOT_BINS).collect();
+                features_hist(&mut hs, &feats, data, idx, gh);
+            }
             let mut best = (None, None);
             for (k, (sh, ph)) in sm
                 .chunks_exact_mut(SLOT_BINS)
@@ -631,7 +690,6 @@ impl Learner {
             {
                 let f = f0 + k;
                 let nb = data.n_bins(f);
-                feature_hist(sh, data.column(f), nb, idx, gh);
                 for (x, y) in ph[..nb].iter_mut().zip(&sh[..nb]) {
                     x.g -= y.g;
                     x.h -= y.h;
@@ -646,49 +704,27 @@ impl Learner {
             }
             best
         };
-        let threads = if idx.len() * nf >= PAR_MIN_WORK {
-            n_threads.min(nf)
-        } else {
-            1
-        };
         if threads <= 1 {
-            return group(0, sm, par);
+            return sm
+                .chunks_mut(g * SLOT_BINS)
+                .zip(par.chunks_mut(g * SLOT_BINS))
+                .enumerate()
+                .map(|(c, (s, q))| group(c, s, q))
+                .fold((None, None), |x, y| (better(x.0, y.0), better(x.1, y.1)));
         }
-        let per = nf.div_ceil(threads);
-        let results: Vec<(Option<Split>, Option<Split>)> = std::thread::scope(|sc| {
-            let mut work = sm
-                .chunks_mut(per * SLOT_BINS)
-                .zip(par.chunks_mut(per * SLOT_BINS))
-                .enumerate();
-            let first = work.next();
-            let handles: Vec<_> = work
-                .map(|(c, (s, q))| {
-                    // Small stacks: these workers live for one step, and mapping/unmapping the
-                    // default 2 MiB stack dominates their cost.
-                    std::thread::Builder::new()
-                        .stack_size(WORKER_STACK)
-                        .spawn_scoped(sc, move || group(c * per, s, q))
-                        // Like `Scope::spawn`, which panics when the OS refuses a thread.
-                        .expect("failed to spawn a histogram worker thread")
-                })
-                .collect();
-            let mut out = Vec::with_capacity(threads);
-            if let Some((_, (s, q))) = first {
-                out.push(group(0, s, q));
-            }
-            for h in handles {
-                // A panic in a worker is a bug in this module; re-raise it.
-                out.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-            }
-            out
-        });
-        results.into_iter().fold((None, None), |acc, r| {
-            (better(acc.0, r.0), better(acc.1, r.1))
-        })
+        // One task per feature group on the current rayon pool (see `with_pool`); the best
+        // split is a total order, so the reduction order does not matter.
+        sm.par_chunks_mut(g * SLOT_BINS)
+            .zip(par.par_chunks_mut(g * SLOT_BINS))
+            .enumerate()
+            .map(|(c, (s, q))| group(c, s, q))
+            .reduce(|| (None, None), |x, y| (better(x.0, y.0), better(x.1, y.1)))
     }
 
     /// Stable in-place partition of rows `start..end` by `bin(feature) <= bin`; returns the
-    /// first index of the right part.
+    /// first index of the right part. Large ranges are split into `n_threads` chunks partitioned
+    /// in parallel into the scratch buffers, then copied back in parallel; a stable partition
+    /// is unique, so the result does not depend on the number of threads.
     fn partition(
         &mut self,
         data: &BinnedMatrix,
@@ -696,26 +732,67 @@ impl Learner {
         end: usize,
         feature: usize,
         bin: u8,
+        n_threads: usize,
     ) -> usize {
         let col = data.column(feature);
+        let n = end - start;
         let idx = &mut self.idx[start..end];
         let gh = &mut self.gh[start..end];
-        let (si, sg) = (&mut self.scratch_idx[..], &mut self.scratch_gh[..]);
-        let (mut w, mut r) = (0usize, 0usize);
-        // Branchless: every row is written to both sides, the cursors advance by the test.
-        for k in 0..idx.len() {
-            let (row, g) = (idx[k], gh[k]);
-            let left = col[row as usize] <= bin;
-            idx[w] = row;
-            gh[w] = g;
-            si[r] = row;
-            sg[r] = g;
-            w += usize::from(left);
-            r += usize::from(!left);
+        let (si, sg) = (&mut self.scratch_idx[..n], &mut self.scratch_gh[..n]);
+        if n_threads <= 1 || n < PAR_MIN_PARTITION || self.scratch2_idx.len() < n {
+            let (mut w, mut r) = (0usize, 0usize);
+            // Branchless: every row is written to both sides, the cursors advance by the test.
+            for k in 0..idx.len() {
+                let (row, g) = (idx[k], gh[k]);
+                let left = col[row as usize] <= bin;
+                idx[w] = row;
+                gh[w] = g;
+                si[r] = row;
+                sg[r] = g;
+                w += usize::from(left);
+                r += usize::from(!left);
+            }
+            idx[w..].copy_from_slice(&si[..r]);
+            gh[w..].copy_from_slice(&sg[..r]);
+            return start + w;
         }
-        idx[w..].copy_from_slice(&si[..r]);
-        gh[w..].copy_from_slice(&sg[..r]);
-        start + w
+        let (ri, rg) = (&mut self.scratch2_idx[..n], &mut self.scratch2_gh[..n]);
+        let per = n.div_ceil(n_threads);
+        // Phase 1: each chunk's left rows into (si, sg), right rows into (ri, rg), at the
+        // chunk's offset.
+        let counts: Vec<(usize, usize)> = idx
+            .par_chunks(per)
+            .zip(gh.par_chunks(per))
+            .zip(si.par_chunks_mut(per))
+            .zip(sg.par_chunks_mut(per))
+            .zip(ri.par_chunks_mut(per))
+            .zip(rg.par_chunks_mut(per))
+            .map(|(((((ci, cg), li), lg), ri), rg)| split_to(col, bin, ci, cg, li, lg, ri, rg))
+            .collect();
+        let total_left: usize = counts.iter().map(|c| c.0).sum();
+        // Phase 2: every chunk copies its two parts to their final, disjoint places.
+        let (mut dli, mut dri) = idx.split_at_mut(total_left);
+        let (mut dlg, mut drg) = gh.split_at_mut(total_left);
+        let mut tasks = Vec::with_capacity(counts.len());
+        for (c, &(l, r)) in counts.iter().enumerate() {
+            let (a, rest) = std::mem::take(&mut dli).split_at_mut(l);
+            dli = rest;
+            let (b, rest) = std::mem::take(&mut dlg).split_at_mut(l);
+            dlg = rest;
+            let (d, rest) = std::mem::take(&mut dri).split_at_mut(r);
+            dri = rest;
+            let (e, rest) = std::mem::take(&mut drg).split_at_mut(r);
+            drg = rest;
+            tasks.push((c * per, a, b, d, e));
+        }
+        let (si, sg, ri, rg) = (&*si, &*sg, &*ri, &*rg);
+        tasks.into_par_iter().for_each(|(o, a, b, d, e)| {
+            a.copy_from_slice(&si[o..o + a.len()]);
+            b.copy_from_slice(&sg[o..o + b.len()]);
+            d.copy_from_slice(&ri[o..o + d.len()]);
+            e.copy_from_slice(&rg[o..o + e.len()]);
+        });
+        start + total_left
     }
 
     /// Histogram of rows `start..end` into `slot`: for every feature, or only for the drawn
@@ -734,41 +811,39 @@ impl Learner {
         let idx = &self.idx[start..end];
         let gh = &self.gh[start..end];
         if drawn_only {
-            for &f in &self.features[..self.drawn] {
-                let h = &mut hist[f * SLOT_BINS..(f + 1) * SLOT_BINS];
-                feature_hist(h, data.column(f), data.n_bins(f), idx, gh);
+            let drawn = &self.features[..self.drawn];
+            let mut feats: Vec<usize> = Vec::with_capacity(drawn.len());
+            let mut hs: Vec<&mut [Bin]> = Vec::with_capacity(drawn.len());
+            for (f, h) in hist.chunks_exact_mut(SLOT_BINS).enumerate() {
+                if drawn.contains(&f) {
+                    feats.push(f);
+                    hs.push(h);
+                }
             }
+            features_hist(&mut hs, &feats, data, idx, gh);
             return;
         }
-        let threads = if idx.len() * self.n_features >= PAR_MIN_WORK {
-            n_threads.min(self.n_features)
+        let nf = self.n_features;
+        let threads = if idx.len() * nf >= PAR_MIN_WORK {
+            n_threads.min(nf)
         } else {
             1
         };
+        let g = group_size(nf, threads);
+        let run = |c: usize, chunk: &mut [Bin]| {
+            let feats: Vec<usize> = (c * g..(c * g + g).min(nf)).collect();
+            let mut hs: Vec<&mut [Bin]> = chunk.chunks_exact_mut(SLOT_BINS).collect();
+            features_hist(&mut hs, &feats, data, idx, gh);
+        };
         if threads <= 1 {
-            for (f, h) in hist.chunks_exact_mut(SLOT_BINS).enumerate() {
-                feature_hist(h, data.column(f), data.n_bins(f), idx, gh);
+            for (c, chunk) in hist.chunks_mut(g * SLOT_BINS).enumerate() {
+                run(c, chunk);
             }
             return;
         }
-        let per = self.n_features.div_ceil(threads);
-        std::thread::scope(|s| {
-            let mut chunks = hist.chunks_mut(per * SLOT_BINS).enumerate();
-            let first = chunks.next();
-            for (c, chunk) in chunks {
-                s.spawn(move || {
-                    for (k, h) in chunk.chunks_exact_mut(SLOT_BINS).enumerate() {
-                        let f = c * per + k;
-                        feature_hist(h, data.column(f), data.n_bins(f), idx, gh);
-                    }
-                });
-            }
-            if let Some((_, chunk)) = first {
-                for (f, h) in chunk.chunks_exact_mut(SLOT_BINS).enumerate() {
-                    feature_hist(h, data.column(f), data.n_bins(f), idx, gh);
-                }
-            }
-        });
+        hist.par_chunks_mut(g * SLOT_BINS)
+            .enumerate()
+            .for_each(|(c, chunk)| run(c, chunk));
     }
 
     /// `slot parent -= slot small`, feature by feature.
@@ -872,20 +947,94 @@ fn splittable(s: &Sums, depth: usize, p: &GrowParams) -> bool {
         && !(p.stop_pure && (s.g <= 0.0 || s.g >= s.h))
 }
 
-/// Histogram of one feature over the rows `idx` (the hot loop).
+/// Stable split of one chunk of rows: left rows (`bin(col) <= bin`) to `(li, lg)`, right rows
+/// to `(ri, rg)`, both from their start; returns (left count, right count).
+#[allow(clippy::too_many_arguments)]
+fn split_to(
+    col: &[u8],
+    bin: u8,
+    idx: &[u32],
+    gh: &[GradPair],
+    li: &mut [u32],
+    lg: &mut [GradPair],
+    ri: &mut [u32],
+    rg: &mut [GradPair],
+) -> (usize, usize) {
+    let (mut w, mut r) = (0usize, 0usize);
+    for (&row, &g) in idx.iter().zip(gh) {
+        let left = col[row as usize] <= bin;
+        li[w] = row;
+        lg[w] = g;
+        ri[r] = row;
+        rg[r] = g;
+        w += usize::from(left);
+        r += usize::from(!left);
+    }
+    (w, r)
+}
+
+/// Features whose histograms are summed in one pass over a node's rows: each row's index and
+/// gradient pair are loaded once for the group, and the group's bins are independent
+/// read-modify-write chains the CPU overlaps.
+const GROUP: usize = 4;
+
+/// Feature-group size for `nf` features on `threads` threads: at most [`GROUP`], with a number
+/// of groups that is a multiple of `threads` (balanced work).
+fn group_size(nf: usize, threads: usize) -> usize {
+    let per_thread = nf.div_ceil(threads.max(1));
+    let groups = threads.max(1) * per_thread.div_ceil(GROUP);
+    nf.div_ceil(groups.max(1)).max(1)
+}
+
+/// Histograms of the features `feats` (histogram `hs[k]` for feature `feats[k]`) over the rows
+/// `idx`, in passes of up to [`GROUP`] features. Each feature's bins are summed in row order,
+/// whatever the grouping.
+fn features_hist(
+    hs: &mut [&mut [Bin]],
+    feats: &[usize],
+    data: &BinnedMatrix,
+    idx: &[u32],
+    gh: &[GradPair],
+) {
+    for (h, f) in hs.chunks_mut(GROUP).zip(feats.chunks(GROUP)) {
+        match h.len() {
+            1 => hist_pass::<1>(h, f, data, idx, gh),
+            2 => hist_pass::<2>(h, f, data, idx, gh),
+            3 => hist_pass::<3>(h, f, data, idx, gh),
+            _ => hist_pass::<4>(h, f, data, idx, gh),
+        }
+    }
+}
+
+/// One pass over the rows for `K` features (the hot loop).
 #[inline]
-fn feature_hist(hist: &mut [Bin], col: &[u8], nb: usize, idx: &[u32], gh: &[GradPair]) {
-    let hist: &mut [Bin; SLOT_BINS] = hist
-        .try_into()
-        .expect("histogram slot holds SLOT_BINS bins per feature");
-    for b in &mut hist[..nb] {
-        *b = Bin::default();
+fn hist_pass<const K: usize>(
+    hs: &mut [&mut [Bin]],
+    feats: &[usize],
+    data: &BinnedMatrix,
+    idx: &[u32],
+    gh: &[GradPair],
+) {
+    let hs: &mut [&mut [Bin]; K] = hs.try_into().expect("K histograms per pass");
+    let mut h: [&mut [Bin; SLOT_BINS]; K] = hs.each_mut().map(|h| {
+        (&mut **h)
+            .try_into()
+            .expect("histogram slot holds SLOT_BINS bins per feature")
+    });
+    let cols: [&[u8]; K] = std::array::from_fn(|k| data.column(feats[k]));
+    for (k, hk) in h.iter_mut().enumerate() {
+        for b in &mut hk[..data.n_bins(feats[k])] {
+            *b = Bin::default();
+        }
     }
     for (&i, p) in idx.iter().zip(gh) {
-        let b = &mut hist[col[i as usize] as usize];
-        b.g += p.g;
-        b.h += p.h;
-        b.n += 1;
+        let i = i as usize;
+        for k in 0..K {
+            let b = &mut h[k][cols[k][i] as usize];
+            b.g += p.g;
+            b.h += p.h;
+            b.n += 1;
+        }
     }
 }
 
@@ -973,6 +1122,53 @@ mod tests {
         let tree = l.grow(&data, &mapper, &p, &mut rng, 1, &mut [0.0; 3]);
         assert_eq!(tree.depth(), 3);
         assert_eq!(tree.n_leaves(), 8);
+    }
+
+    #[test]
+    fn parallel_steps_give_the_serial_tree_and_row_order() {
+        // Large enough that the root's partition and histograms take the parallel paths.
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let n = 3 * PAR_MIN_PARTITION;
+        let x = Array2::from_shape_fn((n, 5), |_| rng.gen::<f64>());
+        let mapper = BinMapper::fit(x.view(), 255).unwrap();
+        let data = mapper.transform(x.view()).unwrap();
+        let grow = |threads: usize| {
+            with_pool(threads, || {
+                let mut l = Learner::new(5, 8);
+                let (idx, gh) = l.rows_mut();
+                for i in 0..n {
+                    idx.push(i as u32);
+                    gh.push(GradPair {
+                        g: x[[i, 0]] - x[[i, 1]] * x[[i, 2]] - 0.2,
+                        h: 0.25 + x[[i, 3]],
+                    });
+                }
+                let mut p = params(Growth::BestFirst);
+                p.stop_pure = false;
+                p.features_per_split = 5;
+                p.max_leaves = 40;
+                p.min_samples_leaf = 20;
+                p.leaf = LeafRule::Newton {
+                    lambda: 0.0,
+                    learning_rate: 0.1,
+                };
+                let mut imp = vec![0.0; 5];
+                let mut rng = ChaCha8Rng::seed_from_u64(0);
+                let tree = l.grow(&data, &mapper, &p, &mut rng, threads, &mut imp);
+                let ranges: Vec<_> = l.leaves.iter().map(|r| (r.node, r.start, r.end)).collect();
+                Ok((tree, l.rows().to_vec(), ranges, imp))
+            })
+            .unwrap()
+        };
+        let one = grow(1);
+        assert_eq!(one.0.n_leaves(), 40);
+        for t in [2, 3] {
+            let other = grow(t);
+            assert_eq!(one.0, other.0, "tree, {t} threads");
+            assert_eq!(one.1, other.1, "row order, {t} threads");
+            assert_eq!(one.2, other.2, "leaf ranges, {t} threads");
+            assert_eq!(one.3, other.3, "importances, {t} threads");
+        }
     }
 
     #[test]
