@@ -19,7 +19,7 @@ pub struct ActiveModel {
     /// Version.
     pub version: u64,
     /// Scaler + model.
-    pub bundle: ModelBundle,
+    pub bundle: Arc<ModelBundle>,
 }
 
 /// Active models by id, swapped atomically.

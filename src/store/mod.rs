@@ -150,7 +150,7 @@ impl Store {
     /// flushes. `record.version` is assigned here. When `record.job_key` was already stored, nothing
     /// is written and the existing version is returned. Old versions beyond `keep` (never the active
     /// one) are removed afterwards.
-    pub fn put_version(&self, record: ModelRecord, keep: usize) -> Result<PutOutcome> {
+    pub fn put_version(&self, record: &ModelRecord, keep: usize) -> Result<PutOutcome> {
         let model_id = record.model_id.clone();
         if model_id.is_empty() || model_id.contains('/') {
             return Err(Error::Store(format!("invalid model id {model_id:?}")));

@@ -68,10 +68,10 @@ fn versions_are_numbered_activated_and_never_reused() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("s")).unwrap();
     let r = record("analyst_1m", "job-a", 1);
-    let o1 = store.put_version(r.clone(), 2).unwrap();
+    let o1 = store.put_version(&r, 2).unwrap();
     let o2 = store
         .put_version(
-            ModelRecord {
+            &ModelRecord {
                 job_key: "job-b".into(),
                 ..r.clone()
             },
@@ -80,7 +80,7 @@ fn versions_are_numbered_activated_and_never_reused() {
         .unwrap();
     let o3 = store
         .put_version(
-            ModelRecord {
+            &ModelRecord {
                 job_key: "job-c".into(),
                 ..r.clone()
             },
@@ -105,8 +105,8 @@ fn a_job_is_stored_once_even_when_written_twice() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("s")).unwrap();
     let r = record("analyst_1h", "job-1", 2);
-    let first = store.put_version(r.clone(), 5).unwrap();
-    let again = store.put_version(r, 5).unwrap();
+    let first = store.put_version(&r, 5).unwrap();
+    let again = store.put_version(&r, 5).unwrap();
     assert!(!first.already_stored);
     assert!(again.already_stored);
     assert_eq!(again.version, first.version);
@@ -122,7 +122,7 @@ fn activation_history_and_rollback_are_auditable_and_keep_the_active_version() {
     for k in ["j1", "j2", "j3"] {
         store
             .put_version(
-                ModelRecord {
+                &ModelRecord {
                     job_key: k.into(),
                     ..r.clone()
                 },
@@ -157,7 +157,7 @@ fn activation_history_and_rollback_are_auditable_and_keep_the_active_version() {
     // versions that no longer exist.
     store
         .put_version(
-            ModelRecord {
+            &ModelRecord {
                 job_key: "j4".into(),
                 ..r.clone()
             },
@@ -173,7 +173,9 @@ fn activation_history_and_rollback_are_auditable_and_keep_the_active_version() {
 fn an_undecodable_record_is_reported_and_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("s")).unwrap();
-    store.put_version(record("analyst_5m", "ok", 4), 5).unwrap();
+    store
+        .put_version(&record("analyst_5m", "ok", 4), 5)
+        .unwrap();
     store
         .put_raw_for_tests("analyst_5m", 2, b"\xff\x00 not cbor at all")
         .unwrap();
@@ -258,10 +260,10 @@ fn write_fixture() {
     let _ = std::fs::remove_dir_all(&dir);
     let store = Store::open(&dir).unwrap();
     store
-        .put_version(record("analyst_1h", "fixture-1", 11), 5)
+        .put_version(&record("analyst_1h", "fixture-1", 11), 5)
         .unwrap();
     store
-        .put_version(record("tactician_1m", "fixture-2", 12), 5)
+        .put_version(&record("tactician_1m", "fixture-2", 12), 5)
         .unwrap();
     store.flush().unwrap();
 }

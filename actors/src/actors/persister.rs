@@ -8,6 +8,8 @@
 //! reported, never swallowed; a panic stops this actor and the supervisor restarts it and resends
 //! every write not yet confirmed.
 
+use std::sync::Arc;
+
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use trainer::store::{ModelRecord, PutOutcome, Store};
@@ -22,7 +24,7 @@ pub enum PersisterMsg {
         /// The job it comes from.
         job: JobId,
         /// The record (its `version` is assigned by the store).
-        record: Box<ModelRecord>,
+        record: Arc<ModelRecord>,
     },
     /// Make `version` the active one of `model`.
     Activate {
@@ -117,7 +119,7 @@ impl Actor for PersisterActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PersisterMsg::Store { job, record } => store(state, job, *record).await,
+            PersisterMsg::Store { job, record } => store(state, job, record).await,
             PersisterMsg::Activate {
                 model,
                 version,
@@ -159,18 +161,18 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn write(store: &Store, record: ModelRecord, keep: usize) -> trainer::Result<PutOutcome> {
+fn write(store: &Store, record: &ModelRecord, keep: usize) -> trainer::Result<PutOutcome> {
     crate::failpoint!("persister.write", |_| Err(trainer::Error::Store(
         "failpoint persister.write".into()
     )));
     store.put_version(record, keep)
 }
 
-async fn store(state: &mut PersisterState, job: JobId, record: ModelRecord) {
+async fn store(state: &mut PersisterState, job: JobId, record: Arc<ModelRecord>) {
     let store = state.store.clone();
     let keep = state.keep_versions;
     let model = record.model_id.clone();
-    let result = blocking(move || write(&store, record, keep)).await;
+    let result = blocking(move || write(&store, &record, keep)).await;
     match &result {
         Ok(o) => {
             tracing::info!(model = %model, version = o.version, duplicate = o.already_stored, "stored")

@@ -36,7 +36,7 @@ use trainer::store::{ModelRecord, PutOutcome, Store};
 use super::data_loader::{DataLoaderActor, DataLoaderArgs, DataLoaderMsg, Snapshot};
 use super::feature::{FeatureActor, FeatureArgs, FeatureMsg};
 use super::persister::{PersisterActor, PersisterArgs, PersisterMsg};
-use super::trainer::{TrainerActor, TrainerArgs, TrainerMsg, Work};
+use super::trainer::{Trained, TrainerActor, TrainerArgs, TrainerMsg, Work};
 use crate::cache::{ActiveModel, ModelCache};
 use crate::types::{Event, JobId, JobOutcome, JobState, Status, TrainerStatus};
 
@@ -95,8 +95,8 @@ pub enum SupervisorMsg {
         trainer: usize,
         /// Job.
         job: JobId,
-        /// The record.
-        record: Box<ModelRecord>,
+        /// The record and the model.
+        trained: Trained,
     },
     /// From the persister.
     Stored {
@@ -184,7 +184,8 @@ struct JobEntry {
     attempts: u32,
     error: Option<String>,
     version: Option<u64>,
-    record: Option<Box<ModelRecord>>,
+    record: Option<Arc<ModelRecord>>,
+    bundle: Option<Arc<ModelBundle>>,
     store_attempts: u32,
     trainer: Option<usize>,
     progress: Option<Progress>,
@@ -437,8 +438,8 @@ impl Actor for SupervisorActor {
             SupervisorMsg::JobTrained {
                 trainer,
                 job,
-                record,
-            } => job_trained(&myself, state, trainer, job, record),
+                trained,
+            } => job_trained(&myself, state, trainer, job, trained),
             SupervisorMsg::Stored { job, result } => stored(&myself, state, job, result),
             SupervisorMsg::RestartTrainer(i) => {
                 if state.drain.is_none() {
@@ -520,19 +521,28 @@ fn load_active_models(state: &mut SupervisorState) {
     }
 }
 
+/// Serves `bundle` as the active version of `record`'s model.
+fn serve(
+    state: &mut SupervisorState,
+    record: &ModelRecord,
+    version: u64,
+    bundle: Arc<ModelBundle>,
+) {
+    state.active_data.insert(
+        record.model_id.clone(),
+        (record.data.last_ts, record.data.content_hash.clone()),
+    );
+    state.cache.install(ActiveModel {
+        model: record.model_id.clone(),
+        version,
+        bundle,
+    });
+}
+
+/// Decodes a stored record's bundle and serves it; an undecodable one is reported and skipped.
 fn install(state: &mut SupervisorState, record: &ModelRecord) {
     match ModelBundle::decode(&record.bundle) {
-        Ok(bundle) => {
-            state.active_data.insert(
-                record.model_id.clone(),
-                (record.data.last_ts, record.data.content_hash.clone()),
-            );
-            state.cache.install(ActiveModel {
-                model: record.model_id.clone(),
-                version: record.version,
-                bundle,
-            });
-        }
+        Ok(bundle) => serve(state, record, record.version, Arc::new(bundle)),
         Err(e) => {
             tracing::error!(model = %record.model_id, version = record.version, error = %e, "model bundle cannot be decoded; not served");
             note_error(
@@ -650,6 +660,7 @@ fn enqueue(state: &mut SupervisorState, spec: ModelSpec) -> JobId {
             error: None,
             version: None,
             record: None,
+            bundle: None,
             store_attempts: 0,
             trainer: None,
             progress: None,
@@ -915,7 +926,7 @@ fn job_trained(
     state: &mut SupervisorState,
     trainer: usize,
     job: JobId,
-    record: Box<ModelRecord>,
+    trained: Trained,
 ) {
     let slot = &mut state.slots[trainer];
     if slot.job == Some(job) {
@@ -928,7 +939,8 @@ fn job_trained(
         if entry.state == JobState::Running && !entry.cancelled {
             entry.state = JobState::Storing;
             entry.trainer = None;
-            entry.record = Some(record);
+            entry.record = Some(trained.record);
+            entry.bundle = Some(trained.bundle);
             send_store(state, job);
         }
     }
@@ -982,14 +994,18 @@ fn stored(
             entry.version = Some(outcome.version);
             let model = entry.spec.id();
             let record = entry.record.take();
+            let bundle = entry.bundle.take();
             state.jobs_done += 1;
-            if let Some(mut record) = record {
-                record.version = outcome.version;
-                install(state, &record);
-                // Keep the summary (metrics) but drop the model bytes.
-                record.bundle = Vec::new();
+            if let (Some(record), Some(bundle)) = (record, bundle) {
+                // Served from the model the trainer built: nothing is decoded here.
+                serve(state, &record, outcome.version, bundle);
+                // Keep the summary (metrics) but not the model bytes.
+                let mut summary =
+                    Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone());
+                summary.bundle = Vec::new();
+                summary.version = outcome.version;
                 if let Some(e) = state.jobs.get_mut(&job) {
-                    e.record = Some(record);
+                    e.record = Some(Arc::new(summary));
                 }
             }
             tracing::info!(job, model = %model, version = outcome.version, "finished");
@@ -1365,7 +1381,7 @@ fn activate(
             reply: tx
         });
         let r = match r {
-            Ok(Ok(())) => reload(&store, &cache, &events, &model),
+            Ok(Ok(())) => reload_blocking(store, cache, events, model.clone()).await,
             Ok(Err(e)) => Err(e),
             Err(e) => Err(e.to_string()),
         };
@@ -1387,12 +1403,24 @@ fn rollback(state: &mut SupervisorState, model: String, reply: RpcReplyPort<Resu
             reply: tx
         });
         let r = match r {
-            Ok(Ok(_)) => reload(&store, &cache, &events, &model),
+            Ok(Ok(_)) => reload_blocking(store, cache, events, model.clone()).await,
             Ok(Err(e)) => Err(e),
             Err(e) => Err(e.to_string()),
         };
         let _ = reply.send(r);
     });
+}
+
+/// [`reload`] on the blocking pool.
+async fn reload_blocking(
+    store: Store,
+    cache: Arc<ModelCache>,
+    events: broadcast::Sender<Event>,
+    model: String,
+) -> Result<u64, String> {
+    tokio::task::spawn_blocking(move || reload(&store, &cache, &events, &model))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// Loads the active version of `model` from the store into the cache.
@@ -1410,7 +1438,7 @@ fn reload(
     cache.install(ActiveModel {
         model: model.to_string(),
         version: record.version,
-        bundle,
+        bundle: Arc::new(bundle),
     });
     let _ = events.send(Event::Activated {
         model: model.to_string(),

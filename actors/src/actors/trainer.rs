@@ -19,6 +19,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use trainer::config::TrainingConfig;
 use trainer::features::FEATURE_NAMES;
 use trainer::job::{self, FeatureSet, ModelSpec, Progress};
+use trainer::models::bundle::ModelBundle;
 use trainer::store::{DataInfo, ModelRecord, RECORD_FORMAT_VERSION};
 
 use super::supervisor::SupervisorMsg;
@@ -42,6 +43,16 @@ pub struct Work {
     pub params: TrainingConfig,
 }
 
+/// A trained job, ready to store: the record (with the encoded bundle) and the decoded bundle, so
+/// the supervisor can serve it without decoding it again.
+#[derive(Clone)]
+pub struct Trained {
+    /// What the store keeps.
+    pub record: Arc<ModelRecord>,
+    /// The model itself.
+    pub bundle: Arc<ModelBundle>,
+}
+
 /// Messages of a trainer.
 pub enum TrainerMsg {
     /// Run a job on the thread.
@@ -49,7 +60,7 @@ pub enum TrainerMsg {
     /// Cancel the job if it is the running one.
     Cancel(JobId),
     /// The thread finished a job.
-    Outcome(JobId, Result<Box<ModelRecord>, String>),
+    Outcome(JobId, Result<Trained, String>),
     /// The thread panicked while running a job.
     Panicked(JobId, String),
 }
@@ -178,15 +189,15 @@ fn cancel(state: &mut TrainerState, job: JobId) {
 fn outcome(
     state: &mut TrainerState,
     job: JobId,
-    result: Result<Box<ModelRecord>, String>,
+    result: Result<Trained, String>,
 ) -> Result<(), ActorProcessingErr> {
     state.current = None;
     match result {
-        Ok(record) => {
+        Ok(trained) => {
             let _ = state.supervisor.cast(SupervisorMsg::JobTrained {
                 trainer: state.index,
                 job,
-                record,
+                trained,
             });
             Ok(())
         }
@@ -209,7 +220,7 @@ fn thread_main(
         }));
         match result {
             Ok(r) => {
-                let _ = actor.cast(TrainerMsg::Outcome(job, r.map(Box::new)));
+                let _ = actor.cast(TrainerMsg::Outcome(job, r));
             }
             Err(panic) => {
                 let message = panic
@@ -233,7 +244,7 @@ fn execute(
     work: &Work,
     cancel: &AtomicBool,
     supervisor: &ActorRef<SupervisorMsg>,
-) -> Result<ModelRecord, String> {
+) -> Result<Trained, String> {
     let model_id = work.spec.id();
     let span = tracing::info_span!("job", model = %model_id, job = work.job, attempt = work.attempt, trainer = index);
     let _enter = span.enter();
@@ -264,8 +275,8 @@ fn execute(
         cancel,
     )
     .map_err(|e| e.to_string())?;
-    let bundle = trained.bundle.encode().map_err(|e| e.to_string())?;
-    Ok(ModelRecord {
+    let bytes = trained.bundle.encode().map_err(|e| e.to_string())?;
+    let record = ModelRecord {
         format_version: RECORD_FORMAT_VERSION,
         model_id,
         version: 0,
@@ -283,6 +294,10 @@ fn execute(
         data: work.data.clone(),
         code_version: env!("CARGO_PKG_VERSION").to_string(),
         trained_at: crate::types::unix_now(),
-        bundle,
+        bundle: bytes,
+    };
+    Ok(Trained {
+        record: Arc::new(record),
+        bundle: Arc::new(trained.bundle),
     })
 }
