@@ -40,6 +40,9 @@ use super::trainer::{Trained, TrainerActor, TrainerArgs, TrainerMsg, Work};
 use crate::cache::{ActiveModel, ModelCache};
 use crate::types::{Event, JobId, JobOutcome, JobState, Status, TrainerStatus};
 
+/// Finished jobs remembered for `Job`/`Wait` queries; older ones are forgotten (the daemon runs
+/// for weeks).
+const KEPT_JOBS: usize = 1000;
 /// Store writes are retried this many times before the job is failed.
 const MAX_STORE_ATTEMPTS: u32 = 5;
 /// Errors kept for `status`.
@@ -460,6 +463,7 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Tick => tick(&myself, state),
         }
         check_drained(&myself, state);
+        prune_jobs(state);
         Ok(())
     }
 
@@ -486,6 +490,26 @@ impl Actor for SupervisorActor {
         }
         check_drained(&myself, state);
         Ok(())
+    }
+}
+
+/// Forgets the oldest finished jobs beyond [`KEPT_JOBS`] (never one a waiter still asks about).
+fn prune_jobs(state: &mut SupervisorState) {
+    if state.jobs.len() <= KEPT_JOBS {
+        return;
+    }
+    let excess = state.jobs.len() - KEPT_JOBS;
+    let old: Vec<JobId> = state
+        .jobs
+        .iter()
+        .filter(|(id, j)| {
+            j.state.is_terminal() && !state.waiters.iter().any(|(ids, _)| ids.contains(id))
+        })
+        .map(|(id, _)| *id)
+        .take(excess)
+        .collect();
+    for id in old {
+        state.jobs.remove(&id);
     }
 }
 
