@@ -183,64 +183,25 @@ pub struct OnceSummary {
     pub escalated: Option<String>,
 }
 
-/// One model of the `--once` summary.
+/// One model of the `--once` summary: `status` (`stored` | `failed`) beside the job's outcome
+/// (model, version, metrics, fit_seconds, attempts, error...).
 #[derive(Debug, serde::Serialize)]
 pub struct OnceModel {
-    /// Model id.
-    pub model: String,
     /// `stored` or `failed`.
     pub status: &'static str,
-    /// Version stored.
-    pub version: Option<u64>,
-    /// Algorithm.
-    pub algorithm: Option<String>,
-    /// Timeframe.
-    pub timeframe: String,
-    /// Labelled rows.
-    pub rows: Option<u64>,
-    /// Test accuracy.
-    pub accuracy: Option<f64>,
-    /// Test precision.
-    pub precision: Option<f64>,
-    /// Test recall.
-    pub recall: Option<f64>,
-    /// Test F1.
-    pub f1: Option<f64>,
-    /// CV mean accuracy.
-    pub cv_mean: Option<f64>,
-    /// CV accuracy std.
-    pub cv_std: Option<f64>,
-    /// Seconds of the final fit.
-    pub fit_seconds: Option<f64>,
-    /// Attempts made.
-    pub attempts: u32,
-    /// Cause of failure.
-    pub error: Option<String>,
+    /// The job's outcome.
+    #[serde(flatten)]
+    pub outcome: JobOutcome,
 }
 
 impl From<JobOutcome> for OnceModel {
-    fn from(o: JobOutcome) -> Self {
-        OnceModel {
-            status: if o.state == JobState::Stored {
-                "stored"
-            } else {
-                "failed"
-            },
-            model: o.model,
-            version: o.version,
-            algorithm: o.algorithm,
-            timeframe: o.timeframe,
-            rows: o.rows,
-            accuracy: o.accuracy,
-            precision: o.precision,
-            recall: o.recall,
-            f1: o.f1,
-            cv_mean: o.cv_mean,
-            cv_std: o.cv_std,
-            fit_seconds: o.fit_seconds,
-            attempts: o.attempts,
-            error: o.error,
-        }
+    fn from(outcome: JobOutcome) -> Self {
+        let status = if outcome.state == JobState::Stored {
+            "stored"
+        } else {
+            "failed"
+        };
+        OnceModel { status, outcome }
     }
 }
 
@@ -314,7 +275,8 @@ fn print_table(s: &OnceSummary) {
         "fit s",
         "version"
     );
-    for m in &s.models {
+    for once in &s.models {
+        let m = &once.outcome;
         let cv = match (m.cv_mean, m.cv_std) {
             (Some(a), Some(b)) => format!("{a:.4} +- {b:.4}"),
             _ => "-".into(),
@@ -333,7 +295,7 @@ fn print_table(s: &OnceSummary) {
             opt(m.fit_seconds, 3),
             m.version.map_or("-".into(), |v| v.to_string()),
         );
-        if m.status != "stored" {
+        if once.status != "stored" {
             println!(
                 "  FAILED after {} attempt(s): {}",
                 m.attempts,

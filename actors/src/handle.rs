@@ -259,6 +259,7 @@ impl TrainerHandle {
             id.to_string(),
             version
         )?
+        .map(|_| ())
         .map_err(|e| store_error(id, e))
     }
 

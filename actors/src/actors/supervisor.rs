@@ -64,8 +64,8 @@ pub enum SupervisorMsg {
     Job(JobId, RpcReplyPort<Option<JobOutcome>>),
     /// Cancel a queued or running job.
     Cancel(JobId, RpcReplyPort<bool>),
-    /// Activate a stored version.
-    Activate(String, u64, RpcReplyPort<Result<(), String>>),
+    /// Activate a stored version; replies with it.
+    Activate(String, u64, RpcReplyPort<Result<u64, String>>),
     /// Roll back to the previous active version.
     Rollback(String, RpcReplyPort<Result<u64, String>>),
     /// Drain and stop within `grace`.
@@ -414,9 +414,9 @@ impl Actor for SupervisorActor {
                 answer_waiters(state);
             }
             SupervisorMsg::Activate(model, version, reply) => {
-                activate(state, model, version, reply)
+                change_active(state, model, Some(version), reply)
             }
-            SupervisorMsg::Rollback(model, reply) => rollback(state, model, reply),
+            SupervisorMsg::Rollback(model, reply) => change_active(state, model, None, reply),
             SupervisorMsg::Shutdown(grace, reply) => shutdown(&myself, state, grace, reply),
             SupervisorMsg::DataLoaded(result) => data_loaded(&myself, state, result),
             SupervisorMsg::DataChanged => {
@@ -1383,51 +1383,36 @@ fn status(state: &SupervisorState) -> Status {
     }
 }
 
-fn activate(
+/// Activates `version` of `model` (or rolls back when `version` is `None`) through the persister,
+/// then serves the new active version. Runs off the supervisor's loop so status stays answered.
+fn change_active(
     state: &mut SupervisorState,
     model: String,
-    version: u64,
-    reply: RpcReplyPort<Result<(), String>>,
+    version: Option<u64>,
+    reply: RpcReplyPort<Result<u64, String>>,
 ) {
     let Some(p) = state.persister.clone() else {
         let _ = reply.send(Err("the persister is restarting; try again".into()));
         return;
     };
-    // The persister writes; once it confirms, the cache is swapped. Done off the supervisor's
-    // loop so status stays answered meanwhile.
     let store = state.store.clone();
     let cache = state.cache.clone();
     let events = state.events.clone();
     tokio::spawn(async move {
-        let r = ractor::call!(p, |tx| PersisterMsg::Activate {
-            model: model.clone(),
-            version,
-            reply: tx
-        });
-        let r = match r {
-            Ok(Ok(())) => reload_blocking(store, cache, events, model.clone()).await,
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(e.to_string()),
+        let written = match version {
+            Some(v) => ractor::call!(p, |tx| PersisterMsg::Activate {
+                model: model.clone(),
+                version: v,
+                reply: tx
+            })
+            .map(|r| r.map(|()| v)),
+            None => ractor::call!(p, |tx| PersisterMsg::Rollback {
+                model: model.clone(),
+                reply: tx
+            }),
         };
-        let _ = reply.send(r.map(|_| ()));
-    });
-}
-
-fn rollback(state: &mut SupervisorState, model: String, reply: RpcReplyPort<Result<u64, String>>) {
-    let Some(p) = state.persister.clone() else {
-        let _ = reply.send(Err("the persister is restarting; try again".into()));
-        return;
-    };
-    let store = state.store.clone();
-    let cache = state.cache.clone();
-    let events = state.events.clone();
-    tokio::spawn(async move {
-        let r = ractor::call!(p, |tx| PersisterMsg::Rollback {
-            model: model.clone(),
-            reply: tx
-        });
-        let r = match r {
-            Ok(Ok(_)) => reload_blocking(store, cache, events, model.clone()).await,
+        let r = match written {
+            Ok(Ok(_)) => reload_blocking(store, cache, events, model).await,
             Ok(Err(e)) => Err(e),
             Err(e) => Err(e.to_string()),
         };
