@@ -147,7 +147,7 @@ const SLOT_BINS: usize = 256;
 const PAR_MIN_WORK: usize = 1 << 15;
 
 /// Below this many rows a node is partitioned on the calling thread only.
-const PAR_MIN_PARTITION: usize = 1 << 13;
+const PAR_MIN_PARTITION: usize = 1 << 11;
 
 /// Below this much work (features × (rows + 3 × bins per feature)) a split's children step
 /// (small child's histogram, subtraction, split scans) runs on the calling thread only.
