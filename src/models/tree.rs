@@ -149,6 +149,9 @@ const PAR_MIN_WORK: usize = 1 << 15;
 /// Below this many rows a node is partitioned on the calling thread only.
 const PAR_MIN_PARTITION: usize = 1 << 11;
 
+/// From this many rows the root's sums run beside its histogram.
+const PAR_MIN_ROOT: usize = 1 << 14;
+
 /// Below this much work (features × (rows + 3 × bins per feature)) a split's children step
 /// (small child's histogram, subtraction, split scans) runs on the calling thread only.
 const PAR_MIN_STEP: usize = 1 << 13;
@@ -383,17 +386,45 @@ impl Learner {
             n: n as u64,
             ..Sums::default()
         };
-        for &r in &self.idx {
-            let gp = self.gh[r as usize];
-            root.g += gp.g;
-            root.h += gp.h;
-        }
-        let mut sums_of = vec![root];
         // With few features per split (a forest's sqrt), building each node's histogram for its
         // drawn features only (n·k per level) is cheaper than building the smaller child for
         // all features and subtracting (n/2·F per level, plus the subtraction).
         let direct = 2 * p.features_per_split <= self.n_features;
-        if splittable(&root, 0, p) {
+        // The root's sums are one sequential pass over its rows (a fixed summation order); on a
+        // large root with all features (no draw from `rng`) it runs beside the root's histogram.
+        let overlap = n_threads > 1
+            && n >= PAR_MIN_ROOT
+            && !direct
+            && p.features_per_split >= self.n_features;
+        let root_slot = if overlap {
+            let slot = self.alloc();
+            let f_len = self.n_features * SLOT_BINS;
+            let hist = &mut self.pool[slot * f_len..(slot + 1) * f_len];
+            let (idx, gh, nf) = (&self.idx[..], &self.gh[..], self.n_features);
+            let ((g, h), ()) = rayon::join(
+                || row_sums(idx, gh),
+                || all_features_hist(hist, nf, data, idx, gh, n_threads),
+            );
+            (root.g, root.h) = (g, h);
+            Some(slot)
+        } else {
+            (root.g, root.h) = row_sums(&self.idx, &self.gh);
+            None
+        };
+        let mut sums_of = vec![root];
+        if let Some(slot) = root_slot {
+            if splittable(&root, 0, p) {
+                self.draw_features(p, rng);
+                self.consider(data, p, 0, 0, n, 0, slot, root);
+            } else {
+                self.free.push(slot);
+                self.leaves.push(LeafRange {
+                    node: 0,
+                    start: 0,
+                    end: n,
+                });
+            }
+        } else if splittable(&root, 0, p) {
             let slot = self.alloc();
             self.draw_features(p, rng);
             self.build_hist(data, slot, 0, n, direct, n_threads);
@@ -829,27 +860,7 @@ impl Learner {
             features_hist(&mut hs, &feats, data, idx, gh);
             return;
         }
-        let nf = self.n_features;
-        let threads = if idx.len() * nf >= PAR_MIN_WORK {
-            n_threads.min(nf)
-        } else {
-            1
-        };
-        let g = group_size(nf, threads);
-        let run = |c: usize, chunk: &mut [Bin]| {
-            let feats: Vec<usize> = (c * g..(c * g + g).min(nf)).collect();
-            let mut hs: Vec<&mut [Bin]> = chunk.chunks_exact_mut(SLOT_BINS).collect();
-            features_hist(&mut hs, &feats, data, idx, gh);
-        };
-        if threads <= 1 {
-            for (c, chunk) in hist.chunks_mut(g * SLOT_BINS).enumerate() {
-                run(c, chunk);
-            }
-            return;
-        }
-        hist.par_chunks_mut(g * SLOT_BINS)
-            .enumerate()
-            .for_each(|(c, chunk)| run(c, chunk));
+        all_features_hist(hist, self.n_features, data, idx, gh, n_threads);
     }
 
     /// `slot parent -= slot small`, feature by feature.
@@ -873,6 +884,49 @@ impl Learner {
             }
         }
     }
+}
+
+/// Sums of the gradient pairs of rows `idx`, in row order.
+fn row_sums(idx: &[u32], gh: &[GradPair]) -> (f64, f64) {
+    let (mut g, mut h) = (0.0, 0.0);
+    for &r in idx {
+        let gp = gh[r as usize];
+        g += gp.g;
+        h += gp.h;
+    }
+    (g, h)
+}
+
+/// Histogram of every feature (`nf` of them, slot `hist`) over rows `idx`, in feature groups
+/// on the current rayon pool when large enough.
+fn all_features_hist(
+    hist: &mut [Bin],
+    nf: usize,
+    data: &BinnedMatrix,
+    idx: &[u32],
+    gh: &[GradPair],
+    n_threads: usize,
+) {
+    let threads = if idx.len() * nf >= PAR_MIN_WORK {
+        n_threads.min(nf)
+    } else {
+        1
+    };
+    let g = group_size(nf, threads);
+    let run = |c: usize, chunk: &mut [Bin]| {
+        let feats: Vec<usize> = (c * g..(c * g + g).min(nf)).collect();
+        let mut hs: Vec<&mut [Bin]> = chunk.chunks_exact_mut(SLOT_BINS).collect();
+        features_hist(&mut hs, &feats, data, idx, gh);
+    };
+    if threads <= 1 {
+        for (c, chunk) in hist.chunks_mut(g * SLOT_BINS).enumerate() {
+            run(c, chunk);
+        }
+        return;
+    }
+    hist.par_chunks_mut(g * SLOT_BINS)
+        .enumerate()
+        .for_each(|(c, chunk)| run(c, chunk));
 }
 
 /// Smallest gain that justifies a split.
@@ -1121,9 +1175,9 @@ mod tests {
 
     #[test]
     fn parallel_steps_give_the_serial_tree_and_row_order() {
-        // Large enough that the root's partition and histograms take the parallel paths.
+        // Large enough that the root's sums, partition and histograms take the parallel paths.
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let n = 3 * PAR_MIN_PARTITION;
+        let n = PAR_MIN_ROOT + 3 * PAR_MIN_PARTITION;
         let x = Array2::from_shape_fn((n, 5), |_| rng.gen::<f64>());
         let mapper = BinMapper::fit(x.view(), 255).unwrap();
         let data = mapper.transform(x.view()).unwrap();
