@@ -1024,7 +1024,7 @@ fn split_to(col: &[u8], bin: u8, idx: &[u32], li: &mut [u32], ri: &mut [u32]) ->
 /// Features whose histograms are summed in one pass over a node's rows: each row's index and
 /// gradient pair are loaded once for the group, and the group's bins are independent
 /// read-modify-write chains the CPU overlaps.
-const GROUP: usize = 4;
+const GROUP: usize = 6;
 
 /// Feature-group size for `nf` features on `threads` threads: at most [`GROUP`], with a number
 /// of groups that is a multiple of `threads` (balanced work).
@@ -1049,7 +1049,9 @@ fn features_hist(
             1 => hist_pass::<1>(h, f, data, idx, gh),
             2 => hist_pass::<2>(h, f, data, idx, gh),
             3 => hist_pass::<3>(h, f, data, idx, gh),
-            _ => hist_pass::<4>(h, f, data, idx, gh),
+            4 => hist_pass::<4>(h, f, data, idx, gh),
+            5 => hist_pass::<5>(h, f, data, idx, gh),
+            _ => hist_pass::<6>(h, f, data, idx, gh),
         }
     }
 }
