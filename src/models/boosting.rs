@@ -11,8 +11,9 @@
 //!   (`validation_fraction`), keeping the trees up to the best validation loss;
 //! - with `n_threads > 1` the whole fit runs on one rayon pool built for it (no thread is
 //!   spawned per step): gradients in fixed row chunks, histograms in feature groups (each
-//!   feature summed by one thread in row order), the partition of large nodes in row chunks;
-//!   the model does not depend on the number of threads.
+//!   feature summed by one thread in row order), the partition of large nodes in row chunks,
+//!   the score update in row ranges (one per thread, each score added to once); the model does
+//!   not depend on the number of threads.
 //!
 //! Parameters follow linfa: [`GradientBoostingParams`] checks into
 //! [`GradientBoostingValidParams`], which implements [`linfa::traits::Fit`].

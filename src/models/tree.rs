@@ -17,11 +17,14 @@
 //! log-loss Newton pair. Everything is deterministic: every feature's histogram is summed by one
 //! thread in row order, whatever the number of threads.
 //!
-//! With `n_threads > 1` the learner runs the per-node work of large nodes on the current rayon
-//! pool (a persistent pool built once per fit by [`with_pool`], so no thread is spawned per
-//! node): the histogram one task per feature, the partition in row chunks (phase 1: each chunk
-//! split stably into scratch buffers; phase 2: each chunk's parts copied to their final places).
-//! A stable partition is unique, so chunking does not change the result.
+//! With `n_threads > 1` the learner runs the per-node work on the current rayon pool (a
+//! persistent pool built once per fit by [`with_pool`], so no thread is spawned per node): a
+//! split's children step (small child's histogram, subtraction, split scans) in feature groups
+//! whenever the work, bins included, is worth a task; the partition of nodes from
+//! `PAR_MIN_PARTITION` rows in row chunks (phase 1: each chunk split stably into scratch
+//! buffers; phase 2: each chunk's parts copied to their final places); the root's sums (one
+//! sequential pass) beside the root's histogram. A stable partition is unique, so chunking does
+//! not change the result.
 //!
 //! The fitted [`Tree`] is a flat array of 16-byte nodes with real thresholds: a walk on a raw
 //! `f64` row needs no binning and no allocation.
