@@ -11,9 +11,8 @@
 //!   (`validation_fraction`), keeping the trees up to the best validation loss;
 //! - with `n_threads > 1` the whole fit runs on one rayon pool built for it (no thread is
 //!   spawned per step): gradients in fixed row chunks, histograms in feature groups (each
-//!   feature summed by one thread in row order), the partition of large nodes in row chunks,
-//!   the score update in row ranges (one per thread, each score added to once); the model does
-//!   not depend on the number of threads.
+//!   feature summed by one thread in row order), the partition of large nodes in row chunks;
+//!   the model does not depend on the number of threads.
 //!
 //! Parameters follow linfa: [`GradientBoostingParams`] checks into
 //! [`GradientBoostingValidParams`], which implements [`linfa::traits::Fit`].
@@ -29,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::binning::{BinMapper, BinnedMatrix, MAX_BINS};
 use super::forest::{binary_labels, check_shapes, normalise, predict_rows, BinaryLabel};
-use super::tree::{with_pool, GradPair, GrowParams, Growth, LeafRange, LeafRule, Learner, Tree};
+use super::tree::{with_pool, GradPair, GrowParams, Growth, LeafRule, Learner, Tree};
 use super::ProbaModel;
 use crate::{Error, Result};
 
@@ -338,7 +337,7 @@ fn log_loss(s: f64, y: bool) -> f64 {
 
 /// Rows per gradient chunk: the loss is summed per chunk, then over chunks in order, so it
 /// does not depend on the number of threads.
-const GRAD_CHUNK: usize = 1 << 12;
+const GRAD_CHUNK: usize = 1 << 14;
 
 /// Gradient pairs of all rows at `scores` (in parallel on the current rayon pool when
 /// `n_threads > 1`); returns the mean log-loss at `scores`.
@@ -378,56 +377,6 @@ fn gradient_chunk(scores: &[f64], y: &[bool], out: &mut [GradPair]) -> f64 {
         };
     }
     loss
-}
-
-/// Below this many rows the scores are updated on the calling thread only.
-const PAR_MIN_SCORES: usize = 1 << 14;
-
-/// Rows per chunk of the parallel score update: one chunk per thread.
-fn score_chunk(n: usize, n_threads: usize) -> usize {
-    if n_threads > 1 && n >= PAR_MIN_SCORES {
-        n.div_ceil(n_threads)
-    } else {
-        n.max(1)
-    }
-}
-
-/// Adds to every training row's score the value of its leaf. `rows` holds the row indices
-/// partitioned by leaf (`leaves` give the ranges), ascending within each leaf (the learner's
-/// partition is stable and its input ascending), so each thread owns one range of rows and
-/// finds its part of every leaf by binary search. Each score receives exactly one addition:
-/// the result does not depend on the number of threads.
-fn add_leaf_values(
-    scores: &mut [f64],
-    tree: &Tree,
-    leaves: &[LeafRange],
-    rows: &[u32],
-    n_threads: usize,
-) {
-    let per = score_chunk(scores.len(), n_threads);
-    let update = |c: usize, chunk: &mut [f64]| {
-        let lo = c * per;
-        let hi = lo + chunk.len();
-        for leaf in leaves {
-            let v = tree.nodes()[leaf.node as usize].value;
-            let r = &rows[leaf.start..leaf.end];
-            let a = r.partition_point(|&x| (x as usize) < lo);
-            let b = a + r[a..].partition_point(|&x| (x as usize) < hi);
-            for &x in &r[a..b] {
-                if let Some(s) = chunk.get_mut((x as usize).wrapping_sub(lo)) {
-                    *s += v;
-                }
-            }
-        }
-    };
-    if n_threads > 1 && per < scores.len() {
-        scores
-            .par_chunks_mut(per)
-            .enumerate()
-            .for_each(|(c, chunk)| update(c, chunk));
-    } else {
-        update(0, scores);
-    }
 }
 
 /// Leaf value of training row `row` walking the binned matrix with the split bins.
@@ -571,29 +520,16 @@ impl GradientBoostingValidParams {
             // No feature sampling: the rng is never drawn from.
             let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
             let tree = learner.grow(&data, &mapper, &grow, &mut rng, self.n_threads, &mut gains);
-            add_leaf_values(
-                &mut scores,
-                &tree,
-                &learner.leaves,
-                learner.rows(),
-                self.n_threads,
-            );
+            let rows = learner.rows();
+            for leaf in &learner.leaves {
+                let v = tree.nodes()[leaf.node as usize].value;
+                for &r in &rows[leaf.start..leaf.end] {
+                    scores[r as usize] += v;
+                }
+            }
             if self.subsample < 1.0 {
-                let split_bins = &learner.split_bins[..];
-                let per = score_chunk(n_train, self.n_threads);
-                let walk = |c: usize, (sc, ins): (&mut [f64], &[bool])| {
-                    for (k, (s, _)) in sc.iter_mut().zip(ins).enumerate().filter(|(_, x)| !*x.1) {
-                        *s += walk_binned(&tree, split_bins, &data, c * per + k);
-                    }
-                };
-                if self.n_threads > 1 {
-                    scores
-                        .par_chunks_mut(per)
-                        .zip(in_sample.par_chunks(per))
-                        .enumerate()
-                        .for_each(|(c, x)| walk(c, x));
-                } else {
-                    walk(0, (&mut scores[..], &in_sample[..]));
+                for (i, _) in in_sample.iter().enumerate().filter(|(_, s)| !**s) {
+                    scores[i] += walk_binned(&tree, &learner.split_bins, &data, i);
                 }
             }
             if n_val > 0 {

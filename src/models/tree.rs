@@ -4,9 +4,8 @@
 //! Why it exists: growing 100 trees on 100k rows must take well under a second, so the learner
 //! works on binned features ([`BinnedMatrix`]) with per-node histograms of (gradient, hessian,
 //! count), the LightGBM way:
-//! - the rows of a tree live in one index array, partitioned in place (stably) per node, so a
-//!   node's rows are a contiguous range; the gradient pairs stay indexed by row and are gathered
-//!   when a histogram is built (a partition moves 4 bytes per row, not 20);
+//! - the rows of a tree live in one index array, partitioned in place (stably) per node, with
+//!   their gradient pairs moved alongside, so a node's rows are a contiguous range;
 //! - only the smaller child's histogram is built; the larger child's is the parent's minus it;
 //! - histograms come from a pool of slots kept across trees: no allocation per node;
 //! - nodes are expanded depth-first (random forest) or best-first by gain bounded by a number of
@@ -17,14 +16,11 @@
 //! log-loss Newton pair. Everything is deterministic: every feature's histogram is summed by one
 //! thread in row order, whatever the number of threads.
 //!
-//! With `n_threads > 1` the learner runs the per-node work on the current rayon pool (a
-//! persistent pool built once per fit by [`with_pool`], so no thread is spawned per node): a
-//! split's children step (small child's histogram, subtraction, split scans) in feature groups
-//! whenever the work, bins included, is worth a task; the partition of nodes from
-//! `PAR_MIN_PARTITION` rows in row chunks (phase 1: each chunk split stably into scratch
-//! buffers; phase 2: each chunk's parts copied to their final places); the root's sums (one
-//! sequential pass) beside the root's histogram. A stable partition is unique, so chunking does
-//! not change the result.
+//! With `n_threads > 1` the learner runs the per-node work of large nodes on the current rayon
+//! pool (a persistent pool built once per fit by [`with_pool`], so no thread is spawned per
+//! node): the histogram one task per feature, the partition in row chunks (phase 1: each chunk
+//! split stably into scratch buffers; phase 2: each chunk's parts copied to their final places).
+//! A stable partition is unique, so chunking does not change the result.
 //!
 //! The fitted [`Tree`] is a flat array of 16-byte nodes with real thresholds: a walk on a raw
 //! `f64` row needs no binning and no allocation.
@@ -150,14 +146,7 @@ const SLOT_BINS: usize = 256;
 const PAR_MIN_WORK: usize = 1 << 15;
 
 /// Below this many rows a node is partitioned on the calling thread only.
-const PAR_MIN_PARTITION: usize = 1 << 11;
-
-/// From this many rows the root's sums run beside its histogram.
-const PAR_MIN_ROOT: usize = 1 << 14;
-
-/// Below this much work (features × (rows + 3 × bins per feature)) a split's children step
-/// (small child's histogram, subtraction, split scans) runs on the calling thread only.
-const PAR_MIN_STEP: usize = 1 << 13;
+const PAR_MIN_PARTITION: usize = 1 << 13;
 
 /// Runs `f` on a rayon pool of `n_threads` threads (built for this call), or directly on the
 /// calling thread when `n_threads <= 1`, so that the learner's parallel steps reuse the same
@@ -261,19 +250,14 @@ pub(crate) struct Learner {
     pool: Vec<Bin>,
     free: Vec<usize>,
     n_slots: usize,
-    /// Rows of the tree being grown (partitioned per node).
+    /// Rows of the tree being grown (partitioned per node) and their gradient pairs.
     idx: Vec<u32>,
-    /// Gradient pairs by row index (`gh[row]`): only the row indices move in a partition, the
-    /// histograms gather the pairs.
     gh: Vec<GradPair>,
-    /// Gradient pairs in the order of `idx` as filled by [`Learner::rows_mut`] (scattered into
-    /// `gh` by [`Learner::grow`]).
-    paired_gh: Vec<GradPair>,
-    /// Whether `paired_gh` holds the pairs (rows set with [`Learner::rows_mut`]).
-    paired: bool,
     scratch_idx: Vec<u32>,
-    /// Second scratch buffer for the parallel partition (right sides).
+    scratch_gh: Vec<GradPair>,
+    /// Second scratch pair for the parallel partition (right sides).
     scratch2_idx: Vec<u32>,
+    scratch2_gh: Vec<GradPair>,
     candidates: Vec<Candidate>,
     features: Vec<usize>,
     /// Number of features drawn for the current split (`features[..drawn]`).
@@ -294,10 +278,10 @@ impl Learner {
             n_slots: 0,
             idx: Vec::new(),
             gh: Vec::new(),
-            paired_gh: Vec::new(),
-            paired: false,
             scratch_idx: Vec::new(),
+            scratch_gh: Vec::new(),
             scratch2_idx: Vec::new(),
+            scratch2_gh: Vec::new(),
             candidates: Vec::new(),
             features: (0..n_features).collect(),
             drawn: n_features,
@@ -315,9 +299,8 @@ impl Learner {
     /// (ascending for best memory locality) and their gradient pairs, same length.
     pub fn rows_mut(&mut self) -> (&mut Vec<u32>, &mut Vec<GradPair>) {
         self.idx.clear();
-        self.paired_gh.clear();
-        self.paired = true;
-        (&mut self.idx, &mut self.paired_gh)
+        self.gh.clear();
+        (&mut self.idx, &mut self.gh)
     }
 
     /// Sets the rows to all of `0..n` (ascending) and returns their gradient pairs to fill
@@ -326,7 +309,6 @@ impl Learner {
     pub fn all_rows_mut(&mut self, n: usize) -> &mut [GradPair] {
         self.idx.clear();
         self.idx.extend(0..n as u32);
-        self.paired = false;
         self.gh.resize(n, GradPair::default());
         &mut self.gh
     }
@@ -359,18 +341,13 @@ impl Learner {
         n_threads: usize,
         importances: &mut [f64],
     ) -> Tree {
-        if self.paired {
-            debug_assert_eq!(self.idx.len(), self.paired_gh.len());
-            let rows = self.idx.iter().max().map_or(0, |&r| r as usize + 1);
-            self.gh.resize(rows, GradPair::default());
-            for (&r, &g) in self.idx.iter().zip(&self.paired_gh) {
-                self.gh[r as usize] = g;
-            }
-        }
+        debug_assert_eq!(self.idx.len(), self.gh.len());
         let n = self.idx.len();
         self.scratch_idx.resize(n, 0);
+        self.scratch_gh.resize(n, GradPair::default());
         if n_threads > 1 {
             self.scratch2_idx.resize(n, 0);
+            self.scratch2_gh.resize(n, GradPair::default());
         }
         self.candidates.clear();
         self.leaves.clear();
@@ -389,45 +366,16 @@ impl Learner {
             n: n as u64,
             ..Sums::default()
         };
+        for gp in &self.gh {
+            root.g += gp.g;
+            root.h += gp.h;
+        }
+        let mut sums_of = vec![root];
         // With few features per split (a forest's sqrt), building each node's histogram for its
         // drawn features only (n·k per level) is cheaper than building the smaller child for
         // all features and subtracting (n/2·F per level, plus the subtraction).
         let direct = 2 * p.features_per_split <= self.n_features;
-        // The root's sums are one sequential pass over its rows (a fixed summation order); on a
-        // large root with all features (no draw from `rng`) it runs beside the root's histogram.
-        let overlap = n_threads > 1
-            && n >= PAR_MIN_ROOT
-            && !direct
-            && p.features_per_split >= self.n_features;
-        let root_slot = if overlap {
-            let slot = self.alloc();
-            let f_len = self.n_features * SLOT_BINS;
-            let hist = &mut self.pool[slot * f_len..(slot + 1) * f_len];
-            let (idx, gh, nf) = (&self.idx[..], &self.gh[..], self.n_features);
-            let ((g, h), ()) = rayon::join(
-                || row_sums(idx, gh),
-                || all_features_hist(hist, nf, data, idx, gh, n_threads),
-            );
-            (root.g, root.h) = (g, h);
-            Some(slot)
-        } else {
-            (root.g, root.h) = row_sums(&self.idx, &self.gh);
-            None
-        };
-        let mut sums_of = vec![root];
-        if let Some(slot) = root_slot {
-            if splittable(&root, 0, p) {
-                self.draw_features(p, rng);
-                self.consider(data, p, 0, 0, n, 0, slot, root);
-            } else {
-                self.free.push(slot);
-                self.leaves.push(LeafRange {
-                    node: 0,
-                    start: 0,
-                    end: n,
-                });
-            }
-        } else if splittable(&root, 0, p) {
+        if splittable(&root, 0, p) {
             let slot = self.alloc();
             self.draw_features(p, rng);
             self.build_hist(data, slot, 0, n, direct, n_threads);
@@ -716,15 +664,12 @@ impl Learner {
             (hi_s, lo_s)
         };
         let idx = &self.idx[start..end];
-        let gh = &self.gh[..];
+        let gh = &self.gh[start..end];
         let (s_score, l_score) = (
             score(s_sums.g, s_sums.h, p.lambda),
             score(l_sums.g, l_sums.h, p.lambda),
         );
-        // Work of the step: the histogram (rows) plus the subtraction and the two split scans
-        // (bins), per feature; the bins dominate in small nodes.
-        let work = nf * (idx.len() + 3 * SLOT_BINS);
-        let threads = if work >= PAR_MIN_STEP {
+        let threads = if idx.len() * nf >= PAR_MIN_WORK {
             n_threads.min(nf)
         } else {
             1
@@ -792,45 +737,60 @@ impl Learner {
         let col = data.column(feature);
         let n = end - start;
         let idx = &mut self.idx[start..end];
-        let si = &mut self.scratch_idx[..n];
+        let gh = &mut self.gh[start..end];
+        let (si, sg) = (&mut self.scratch_idx[..n], &mut self.scratch_gh[..n]);
         if n_threads <= 1 || n < PAR_MIN_PARTITION || self.scratch2_idx.len() < n {
             let (mut w, mut r) = (0usize, 0usize);
             // Branchless: every row is written to both sides, the cursors advance by the test.
             for k in 0..idx.len() {
-                let row = idx[k];
+                let (row, g) = (idx[k], gh[k]);
                 let left = col[row as usize] <= bin;
                 idx[w] = row;
+                gh[w] = g;
                 si[r] = row;
+                sg[r] = g;
                 w += usize::from(left);
                 r += usize::from(!left);
             }
             idx[w..].copy_from_slice(&si[..r]);
+            gh[w..].copy_from_slice(&sg[..r]);
             return start + w;
         }
-        let ri = &mut self.scratch2_idx[..n];
+        let (ri, rg) = (&mut self.scratch2_idx[..n], &mut self.scratch2_gh[..n]);
         let per = n.div_ceil(n_threads);
-        // Phase 1: each chunk's left rows into `si`, right rows into `ri`, at the chunk's offset.
+        // Phase 1: each chunk's left rows into (si, sg), right rows into (ri, rg), at the
+        // chunk's offset.
         let counts: Vec<(usize, usize)> = idx
             .par_chunks(per)
+            .zip(gh.par_chunks(per))
             .zip(si.par_chunks_mut(per))
+            .zip(sg.par_chunks_mut(per))
             .zip(ri.par_chunks_mut(per))
-            .map(|((ci, li), ri)| split_to(col, bin, ci, li, ri))
+            .zip(rg.par_chunks_mut(per))
+            .map(|(((((ci, cg), li), lg), ri), rg)| split_to(col, bin, ci, cg, li, lg, ri, rg))
             .collect();
         let total_left: usize = counts.iter().map(|c| c.0).sum();
         // Phase 2: every chunk copies its two parts to their final, disjoint places.
         let (mut dli, mut dri) = idx.split_at_mut(total_left);
+        let (mut dlg, mut drg) = gh.split_at_mut(total_left);
         let mut tasks = Vec::with_capacity(counts.len());
         for (c, &(l, r)) in counts.iter().enumerate() {
             let (a, rest) = std::mem::take(&mut dli).split_at_mut(l);
             dli = rest;
+            let (b, rest) = std::mem::take(&mut dlg).split_at_mut(l);
+            dlg = rest;
             let (d, rest) = std::mem::take(&mut dri).split_at_mut(r);
             dri = rest;
-            tasks.push((c * per, a, d));
+            let (e, rest) = std::mem::take(&mut drg).split_at_mut(r);
+            drg = rest;
+            tasks.push((c * per, a, b, d, e));
         }
-        let (si, ri) = (&*si, &*ri);
-        tasks.into_par_iter().for_each(|(o, a, d)| {
+        let (si, sg, ri, rg) = (&*si, &*sg, &*ri, &*rg);
+        tasks.into_par_iter().for_each(|(o, a, b, d, e)| {
             a.copy_from_slice(&si[o..o + a.len()]);
+            b.copy_from_slice(&sg[o..o + b.len()]);
             d.copy_from_slice(&ri[o..o + d.len()]);
+            e.copy_from_slice(&rg[o..o + e.len()]);
         });
         start + total_left
     }
@@ -849,7 +809,7 @@ impl Learner {
         let f_len = self.n_features * SLOT_BINS;
         let hist = &mut self.pool[slot * f_len..(slot + 1) * f_len];
         let idx = &self.idx[start..end];
-        let gh = &self.gh[..];
+        let gh = &self.gh[start..end];
         if drawn_only {
             let drawn = &self.features[..self.drawn];
             let mut feats: Vec<usize> = Vec::with_capacity(drawn.len());
@@ -863,7 +823,27 @@ impl Learner {
             features_hist(&mut hs, &feats, data, idx, gh);
             return;
         }
-        all_features_hist(hist, self.n_features, data, idx, gh, n_threads);
+        let nf = self.n_features;
+        let threads = if idx.len() * nf >= PAR_MIN_WORK {
+            n_threads.min(nf)
+        } else {
+            1
+        };
+        let g = group_size(nf, threads);
+        let run = |c: usize, chunk: &mut [Bin]| {
+            let feats: Vec<usize> = (c * g..(c * g + g).min(nf)).collect();
+            let mut hs: Vec<&mut [Bin]> = chunk.chunks_exact_mut(SLOT_BINS).collect();
+            features_hist(&mut hs, &feats, data, idx, gh);
+        };
+        if threads <= 1 {
+            for (c, chunk) in hist.chunks_mut(g * SLOT_BINS).enumerate() {
+                run(c, chunk);
+            }
+            return;
+        }
+        hist.par_chunks_mut(g * SLOT_BINS)
+            .enumerate()
+            .for_each(|(c, chunk)| run(c, chunk));
     }
 
     /// `slot parent -= slot small`, feature by feature.
@@ -887,49 +867,6 @@ impl Learner {
             }
         }
     }
-}
-
-/// Sums of the gradient pairs of rows `idx`, in row order.
-fn row_sums(idx: &[u32], gh: &[GradPair]) -> (f64, f64) {
-    let (mut g, mut h) = (0.0, 0.0);
-    for &r in idx {
-        let gp = gh[r as usize];
-        g += gp.g;
-        h += gp.h;
-    }
-    (g, h)
-}
-
-/// Histogram of every feature (`nf` of them, slot `hist`) over rows `idx`, in feature groups
-/// on the current rayon pool when large enough.
-fn all_features_hist(
-    hist: &mut [Bin],
-    nf: usize,
-    data: &BinnedMatrix,
-    idx: &[u32],
-    gh: &[GradPair],
-    n_threads: usize,
-) {
-    let threads = if idx.len() * nf >= PAR_MIN_WORK {
-        n_threads.min(nf)
-    } else {
-        1
-    };
-    let g = group_size(nf, threads);
-    let run = |c: usize, chunk: &mut [Bin]| {
-        let feats: Vec<usize> = (c * g..(c * g + g).min(nf)).collect();
-        let mut hs: Vec<&mut [Bin]> = chunk.chunks_exact_mut(SLOT_BINS).collect();
-        features_hist(&mut hs, &feats, data, idx, gh);
-    };
-    if threads <= 1 {
-        for (c, chunk) in hist.chunks_mut(g * SLOT_BINS).enumerate() {
-            run(c, chunk);
-        }
-        return;
-    }
-    hist.par_chunks_mut(g * SLOT_BINS)
-        .enumerate()
-        .for_each(|(c, chunk)| run(c, chunk));
 }
 
 /// Smallest gain that justifies a split.
@@ -1010,14 +947,26 @@ fn splittable(s: &Sums, depth: usize, p: &GrowParams) -> bool {
         && !(p.stop_pure && (s.g <= 0.0 || s.g >= s.h))
 }
 
-/// Stable split of one chunk of rows: left rows (`bin(col) <= bin`) to `li`, right rows to
-/// `ri`, both from their start; returns (left count, right count).
-fn split_to(col: &[u8], bin: u8, idx: &[u32], li: &mut [u32], ri: &mut [u32]) -> (usize, usize) {
+/// Stable split of one chunk of rows: left rows (`bin(col) <= bin`) to `(li, lg)`, right rows
+/// to `(ri, rg)`, both from their start; returns (left count, right count).
+#[allow(clippy::too_many_arguments)]
+fn split_to(
+    col: &[u8],
+    bin: u8,
+    idx: &[u32],
+    gh: &[GradPair],
+    li: &mut [u32],
+    lg: &mut [GradPair],
+    ri: &mut [u32],
+    rg: &mut [GradPair],
+) -> (usize, usize) {
     let (mut w, mut r) = (0usize, 0usize);
-    for &row in idx {
+    for (&row, &g) in idx.iter().zip(gh) {
         let left = col[row as usize] <= bin;
         li[w] = row;
+        lg[w] = g;
         ri[r] = row;
+        rg[r] = g;
         w += usize::from(left);
         r += usize::from(!left);
     }
@@ -1027,7 +976,7 @@ fn split_to(col: &[u8], bin: u8, idx: &[u32], li: &mut [u32], ri: &mut [u32]) ->
 /// Features whose histograms are summed in one pass over a node's rows: each row's index and
 /// gradient pair are loaded once for the group, and the group's bins are independent
 /// read-modify-write chains the CPU overlaps.
-const GROUP: usize = 6;
+const GROUP: usize = 4;
 
 /// Feature-group size for `nf` features on `threads` threads: at most [`GROUP`], with a number
 /// of groups that is a multiple of `threads` (balanced work).
@@ -1038,7 +987,7 @@ fn group_size(nf: usize, threads: usize) -> usize {
 }
 
 /// Histograms of the features `feats` (histogram `hs[k]` for feature `feats[k]`) over the rows
-/// `idx` (gradient pairs `gh` indexed by row), in passes of up to [`GROUP`] features. Each feature's bins are summed in row order,
+/// `idx`, in passes of up to [`GROUP`] features. Each feature's bins are summed in row order,
 /// whatever the grouping.
 fn features_hist(
     hs: &mut [&mut [Bin]],
@@ -1052,9 +1001,7 @@ fn features_hist(
             1 => hist_pass::<1>(h, f, data, idx, gh),
             2 => hist_pass::<2>(h, f, data, idx, gh),
             3 => hist_pass::<3>(h, f, data, idx, gh),
-            4 => hist_pass::<4>(h, f, data, idx, gh),
-            5 => hist_pass::<5>(h, f, data, idx, gh),
-            _ => hist_pass::<6>(h, f, data, idx, gh),
+            _ => hist_pass::<4>(h, f, data, idx, gh),
         }
     }
 }
@@ -1080,9 +1027,8 @@ fn hist_pass<const K: usize>(
             *b = Bin::default();
         }
     }
-    for &i in idx {
+    for (&i, p) in idx.iter().zip(gh) {
         let i = i as usize;
-        let p = &gh[i];
         for k in 0..K {
             let b = &mut h[k][cols[k][i] as usize];
             b.g += p.g;
@@ -1180,9 +1126,9 @@ mod tests {
 
     #[test]
     fn parallel_steps_give_the_serial_tree_and_row_order() {
-        // Large enough that the root's sums, partition and histograms take the parallel paths.
+        // Large enough that the root's partition and histograms take the parallel paths.
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let n = PAR_MIN_ROOT + 3 * PAR_MIN_PARTITION;
+        let n = 3 * PAR_MIN_PARTITION;
         let x = Array2::from_shape_fn((n, 5), |_| rng.gen::<f64>());
         let mapper = BinMapper::fit(x.view(), 255).unwrap();
         let data = mapper.transform(x.view()).unwrap();
