@@ -246,3 +246,45 @@ async fn service_mode_retrains_on_schedule_and_reports_stale_models() {
     assert_eq!(status.stale_models, vec!["analyst_1h".to_string()]);
     handle.shutdown(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_job_ends_failed_and_the_tree_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fast_config(dir.path());
+    cfg.data.synthetic_rows = 60_000;
+    cfg.training.n_estimators = 60;
+    cfg.training.cv_folds = 4;
+    let handle = TrainerHandle::spawn(cfg).await.unwrap();
+    let mut events = handle.subscribe();
+    let job = handle.train("analyst_1m").await.unwrap();
+    common::eventually("the job to start", || {
+        while let Ok(e) = events.try_recv() {
+            if matches!(e, Event::Started { job: j, .. } if j == job) {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await;
+    assert!(
+        handle.cancel(job).await.unwrap(),
+        "a running job can be cancelled"
+    );
+    let out = tokio::time::timeout(TIMEOUT, handle.wait(&[job]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out[0].state, JobState::Failed, "{out:?}");
+    assert!(
+        out[0].error.as_deref().unwrap_or("").contains("cancel"),
+        "{out:?}"
+    );
+    // The tree carries on.
+    let next = handle.train("analyst_1h").await.unwrap();
+    let out = tokio::time::timeout(TIMEOUT, handle.wait(&[next]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out[0].state, JobState::Stored, "{out:?}");
+    handle.shutdown(Duration::from_secs(5)).await.unwrap();
+}

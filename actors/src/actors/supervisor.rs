@@ -960,7 +960,14 @@ fn job_trained(
         }
     }
     if let Some(entry) = state.jobs.get_mut(&job) {
-        if entry.state == JobState::Running && !entry.cancelled {
+        if entry.state == JobState::Running && entry.cancelled {
+            // Cancelled while its fit finished: not stored.
+            entry.state = JobState::Failed;
+            entry.trainer = None;
+            entry.error = Some("cancelled".into());
+            state.jobs_failed += 1;
+            answer_waiters(state);
+        } else if entry.state == JobState::Running {
             entry.state = JobState::Storing;
             entry.trainer = None;
             entry.record = Some(trained.record);
