@@ -190,7 +190,7 @@ pub const MIN_ROWS: usize = 60;
 
 /// Trains and evaluates one model on `data`: chronological split, walk-forward CV with a purge
 /// gap, scaler fit on the training window, final fit, test metrics. `threads` bounds the fit's
-/// parallelism; `cancel` stops the job between fits (CV folds, final fit) with [`Error::Model`] ("cancelled").
+/// parallelism; `cancel` stops the job between trees (or boosting rounds) with [`Error::Model`] ("cancelled").
 pub fn train(
     spec: ModelSpec,
     data: &FeatureSet,
@@ -284,7 +284,6 @@ fn fit_one(
     progress: &(dyn Fn(usize) + Sync),
     cancel: &AtomicBool,
 ) -> Result<FittedModel> {
-    let _ = cancel;
     let labels: Vec<bool> = y.iter().map(|&v| v == 1).collect();
     match (spec.family, p.backend) {
         (Family::Analyst, Backend::Histogram) => {
@@ -300,7 +299,7 @@ fn fit_one(
                 .seed(p.random_state)
                 .n_threads(threads)
                 .check()?;
-            let m = params.fit_arrays_with_progress(x, &labels, progress)?;
+            let m = params.fit_arrays_cancellable(x, &labels, progress, cancel)?;
             Ok(FittedModel::Forest(m))
         }
         (Family::Analyst, Backend::Linfa) => {
@@ -335,7 +334,7 @@ fn fit_one(
                 .seed(p.random_state)
                 .n_threads(threads)
                 .check()?;
-            let m = params.fit_arrays_with_progress(x, &labels, progress)?;
+            let m = params.fit_arrays_cancellable(x, &labels, progress, cancel)?;
             Ok(FittedModel::Boosting(m))
         }
     }

@@ -31,6 +31,7 @@ use super::forest::{binary_labels, check_shapes, normalise, predict_rows, Binary
 use super::tree::{with_pool, GradPair, GrowParams, Growth, LeafRule, Learner, Tree};
 use super::ProbaModel;
 use crate::{Error, Result};
+use std::sync::atomic::AtomicBool;
 
 /// Checked gradient boosting parameters; see [`GradientBoostingParams`] for their meaning.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -414,6 +415,21 @@ impl GradientBoostingValidParams {
         y: &[bool],
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<GradientBoosting> {
+        self.fit_arrays_cancellable(x, y, progress, &AtomicBool::new(false))
+    }
+
+    /// Like [`GradientBoostingValidParams::fit_arrays_with_progress`]; when `cancel` turns true
+    /// no further round is started and the fit returns [`Error::Model`] (`"cancelled"`).
+    ///
+    /// # Errors
+    /// As [`GradientBoostingValidParams::fit_arrays`], or cancelled.
+    pub fn fit_arrays_cancellable(
+        &self,
+        x: ArrayView2<'_, f64>,
+        y: &[bool],
+        progress: &(dyn Fn(usize) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<GradientBoosting> {
         check_shapes(&x, y.len())?;
         let span = tracing::debug_span!(
             "gradient_boosting_fit",
@@ -424,7 +440,7 @@ impl GradientBoostingValidParams {
         // One persistent pool for the whole fit: every parallel step reuses its threads.
         with_pool(self.n_threads, || {
             let _enter = span.enter();
-            self.fit_inner(x, y, progress)
+            self.fit_inner(x, y, progress, cancel)
         })
     }
 
@@ -434,6 +450,7 @@ impl GradientBoostingValidParams {
         x: ArrayView2<'_, f64>,
         y: &[bool],
         progress: &(dyn Fn(usize) + Sync),
+        cancel: &AtomicBool,
     ) -> Result<GradientBoosting> {
         let started = std::time::Instant::now();
         let n = x.nrows();
@@ -486,6 +503,9 @@ impl GradientBoostingValidParams {
         let mut valid_loss = Vec::new();
         let mut best = (f64::INFINITY, 0usize);
         for round in 0..self.n_estimators {
+            if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(Error::Model("cancelled".into()));
+            }
             let loss = if self.subsample >= 1.0 {
                 // Every row, in order: the gradients go straight into the learner's buffer.
                 gradients(

@@ -19,7 +19,7 @@ use ndarray::{Array1, ArrayBase, ArrayView2, Data, Ix2};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::binning::{BinMapper, BinnedMatrix, MAX_BINS};
@@ -322,6 +322,21 @@ impl RandomForestValidParams {
         y: &[bool],
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<RandomForest> {
+        self.fit_arrays_cancellable(x, y, progress, &AtomicBool::new(false))
+    }
+
+    /// Like [`RandomForestValidParams::fit_arrays_with_progress`]; when `cancel` turns true no
+    /// further tree is started and the fit returns [`Error::Model`] (`"cancelled"`).
+    ///
+    /// # Errors
+    /// As [`RandomForestValidParams::fit_arrays`], or cancelled.
+    pub fn fit_arrays_cancellable(
+        &self,
+        x: ArrayView2<'_, f64>,
+        y: &[bool],
+        progress: &(dyn Fn(usize) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<RandomForest> {
         check_shapes(&x, y.len())?;
         let span =
             tracing::debug_span!("random_forest_fit", rows = x.nrows(), features = x.ncols());
@@ -352,7 +367,7 @@ impl RandomForestValidParams {
             let mut counts = vec![0u32; y.len()];
             loop {
                 let t = next.fetch_add(1, Ordering::Relaxed);
-                if t >= self.n_estimators {
+                if t >= self.n_estimators || cancel.load(Ordering::Relaxed) {
                     break;
                 }
                 let mut imp = vec![0.0; n_features];
@@ -379,6 +394,9 @@ impl RandomForestValidParams {
             }
             worker();
         });
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Model("cancelled".into()));
+        }
         let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
         results.sort_by_key(|r| r.0);
         let mut gains = vec![0.0; n_features];

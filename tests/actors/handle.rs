@@ -279,6 +279,9 @@ async fn a_cancelled_job_ends_failed_and_the_tree_carries_on() {
         out[0].error.as_deref().unwrap_or("").contains("cancel"),
         "{out:?}"
     );
+    let status = handle.status().await.unwrap();
+    assert_eq!(status.restarts, 0, "a cancel is not a trainer failure");
+    assert_eq!(status.jobs_failed, 1);
     // The tree carries on.
     let next = handle.train("analyst_1h").await.unwrap();
     let out = tokio::time::timeout(TIMEOUT, handle.wait(&[next]))

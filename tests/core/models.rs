@@ -227,3 +227,42 @@ fn forest_is_no_worse_than_linfa_ensemble() {
         "ours {ours} vs linfa-ensemble {theirs}"
     );
 }
+
+#[test]
+fn a_cancelled_fit_stops_between_trees_with_an_error() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let (x, y) = signal(2000, 6, 0.3, 9);
+    let cancel = AtomicBool::new(false);
+    let built = AtomicUsize::new(0);
+    // Cancel after the 5th tree: the fit stops early and says so.
+    let progress = |done: usize| {
+        built.store(done, Ordering::Relaxed);
+        if done == 5 {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    let forest = RandomForestParams::new()
+        .n_estimators(200)
+        .n_threads(2)
+        .check()
+        .unwrap();
+    let err = forest
+        .fit_arrays_cancellable(x.view(), &y, &progress, &cancel)
+        .unwrap_err();
+    assert!(err.to_string().contains("cancelled"), "{err}");
+    assert!(built.load(Ordering::Relaxed) < 200, "stopped early");
+    cancel.store(false, Ordering::Relaxed);
+    let boosting = GradientBoostingParams::new()
+        .n_estimators(200)
+        .check()
+        .unwrap();
+    let err = boosting
+        .fit_arrays_cancellable(x.view(), &y, &progress, &cancel)
+        .unwrap_err();
+    assert!(err.to_string().contains("cancelled"), "{err}");
+    assert_eq!(
+        built.load(Ordering::Relaxed),
+        5,
+        "no round after the cancel"
+    );
+}

@@ -101,6 +101,13 @@ pub enum SupervisorMsg {
         /// The record and the model.
         trained: Trained,
     },
+    /// From a trainer: the job stopped because it was cancelled; the trainer is idle again.
+    JobCancelled {
+        /// Trainer index.
+        trainer: usize,
+        /// Job.
+        job: JobId,
+    },
     /// From the persister.
     Stored {
         /// Job.
@@ -140,6 +147,7 @@ impl std::fmt::Debug for SupervisorMsg {
             SupervisorMsg::FeaturesReady { .. } => "FeaturesReady",
             SupervisorMsg::Progress { .. } => "Progress",
             SupervisorMsg::JobTrained { .. } => "JobTrained",
+            SupervisorMsg::JobCancelled { .. } => "JobCancelled",
             SupervisorMsg::Stored { .. } => "Stored",
             SupervisorMsg::RestartTrainer(_) => "RestartTrainer",
             SupervisorMsg::RestartChild(_) => "RestartChild",
@@ -443,6 +451,9 @@ impl Actor for SupervisorActor {
                 job,
                 trained,
             } => job_trained(&myself, state, trainer, job, trained),
+            SupervisorMsg::JobCancelled { trainer, job } => {
+                job_cancelled(&myself, state, trainer, job)
+            }
             SupervisorMsg::Stored { job, result } => stored(&myself, state, job, result),
             SupervisorMsg::RestartTrainer(i) => {
                 if state.drain.is_none() {
@@ -975,6 +986,32 @@ fn job_trained(
             send_store(state, job);
         }
     }
+    dispatch(myself, state);
+}
+
+fn job_cancelled(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    trainer: usize,
+    job: JobId,
+) {
+    let slot = &mut state.slots[trainer];
+    if slot.job == Some(job) {
+        slot.job = None;
+        if slot.state == SlotState::Busy {
+            slot.state = SlotState::Idle;
+        }
+    }
+    if let Some(entry) = state.jobs.get_mut(&job) {
+        if !entry.state.is_terminal() {
+            entry.state = JobState::Failed;
+            entry.trainer = None;
+            entry.error = Some("cancelled".into());
+            state.jobs_failed += 1;
+        }
+    }
+    tracing::info!(job, trainer, "job cancelled");
+    answer_waiters(state);
     dispatch(myself, state);
 }
 

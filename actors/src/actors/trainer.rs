@@ -191,8 +191,19 @@ fn outcome(
     job: JobId,
     result: Result<Trained, String>,
 ) -> Result<(), ActorProcessingErr> {
-    state.current = None;
+    let cancelled = state
+        .current
+        .take()
+        .is_some_and(|(_, flag)| flag.load(Ordering::Relaxed));
     match result {
+        // A cancelled job is not a failure of this trainer: it stays up and takes the next job.
+        Err(_) if cancelled => {
+            let _ = state.supervisor.cast(SupervisorMsg::JobCancelled {
+                trainer: state.index,
+                job,
+            });
+            Ok(())
+        }
         Ok(trained) => {
             let _ = state.supervisor.cast(SupervisorMsg::JobTrained {
                 trainer: state.index,
