@@ -35,6 +35,13 @@ use sled::Transactional;
 
 use crate::error::{Error, Result};
 
+/// How long [`Store::open`] waits for a lock held by a store closing in this process.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn is_lock_error(io: &std::io::Error) -> bool {
+    io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock")
+}
+
 /// The sled-backed model store. Cheap to clone (sled handles are reference counted).
 #[derive(Clone)]
 pub struct Store {
@@ -112,17 +119,29 @@ impl Store {
                 std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
             }
         }
-        let db = sled::Config::new().path(&path).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => Error::Store(format!(
-                "{} is in use by another process (is another trainerd running on this store?)",
-                path.display()
-            )),
-            sled::Error::Io(io) if io.to_string().contains("lock") => Error::Store(format!(
-                "{} is in use by another process (is another trainerd running on this store?): {io}",
-                path.display()
-            )),
-            other => Error::Store(format!("cannot open {}: {other}", path.display())),
-        })?;
+        // The lock of a store this process just closed is released by sled's flusher thread a
+        // moment later: retry a lock conflict briefly before calling the store busy.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new().path(&path).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io)) if is_lock_error(&io) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(Error::Store(format!(
+                            "{} is in use by another process (is another trainerd running on this store?)",
+                            path.display()
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(other) => {
+                    return Err(Error::Store(format!(
+                        "cannot open {}: {other}",
+                        path.display()
+                    )))
+                }
+            }
+        };
         let open = |name: &str| db.open_tree(name).map_err(Error::from);
         Ok(Store {
             versions: open("versions")?,
