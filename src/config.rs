@@ -442,11 +442,6 @@ impl Config {
             n => n,
         }
     }
-
-    /// Renders the effective configuration as TOML-like `key = value` lines (for `--print-config`).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
 }
 
 /// Accepts a bare level or a comma-separated list of `target=level` directives.

@@ -21,6 +21,7 @@ use crate::protocol::{
     decode_body, encode_frame, ErrorCode, Request, RequestBody, Response, ResponseBody, MAX_FRAME,
     PROTOCOL_VERSION,
 };
+use crate::types::JobId;
 use crate::Error;
 
 /// Connections served at once; more wait for a free slot.
@@ -201,6 +202,29 @@ fn failure(e: Error) -> Response {
     Response::err(code, e.to_string())
 }
 
+/// Queues `models` (every enabled model when empty).
+async fn train(handle: &TrainerHandle, models: Vec<String>) -> Result<ResponseBody, Error> {
+    let jobs = if models.is_empty() {
+        handle.train_all().await?
+    } else {
+        let mut jobs = Vec::with_capacity(models.len());
+        for m in &models {
+            jobs.push(handle.train(m).await?);
+        }
+        jobs
+    };
+    Ok(ResponseBody::Queued { jobs })
+}
+
+/// Outcomes of the known jobs among `ids`, in request order.
+async fn jobs(handle: &TrainerHandle, ids: Vec<JobId>) -> Result<ResponseBody, Error> {
+    let mut jobs = Vec::with_capacity(ids.len());
+    for id in ids {
+        jobs.extend(handle.job(id).await?);
+    }
+    Ok(ResponseBody::Jobs { jobs })
+}
+
 async fn answer(handle: &TrainerHandle, body: RequestBody) -> Response {
     let result: Result<ResponseBody, Error> = match body {
         RequestBody::Status => handle
@@ -218,48 +242,8 @@ async fn answer(handle: &TrainerHandle, body: RequestBody) -> Response {
                 .await
                 .map(|r| ResponseBody::Model(Box::new(r)))
         }
-        RequestBody::Train { models } => {
-            if models.is_empty() {
-                handle
-                    .train_all()
-                    .await
-                    .map(|jobs| ResponseBody::Queued { jobs })
-            } else {
-                let mut jobs = Vec::new();
-                let mut err = None;
-                for m in &models {
-                    match handle.train(m).await {
-                        Ok(j) => jobs.push(j),
-                        Err(e) => {
-                            err = Some(e);
-                            break;
-                        }
-                    }
-                }
-                match err {
-                    Some(e) => Err(e),
-                    None => Ok(ResponseBody::Queued { jobs }),
-                }
-            }
-        }
-        RequestBody::Jobs { ids } => {
-            let mut jobs = Vec::new();
-            let mut err = None;
-            for id in ids {
-                match handle.job(id).await {
-                    Ok(Some(o)) => jobs.push(o),
-                    Ok(None) => {}
-                    Err(e) => {
-                        err = Some(e);
-                        break;
-                    }
-                }
-            }
-            match err {
-                Some(e) => Err(e),
-                None => Ok(ResponseBody::Jobs { jobs }),
-            }
-        }
+        RequestBody::Train { models } => train(handle, models).await,
+        RequestBody::Jobs { ids } => jobs(handle, ids).await,
         RequestBody::Activate { model, version } => handle
             .activate(&model, version)
             .await
