@@ -94,7 +94,66 @@ struct Timing {
     total: f64,
 }
 
-/// load + resample to 5m/15m/1h + features and labels on all four timeframes.
+/// What the streamed run's consumer keeps of every block: enough to prove each value was
+/// produced (and to compare with the held run), nothing that grows with the input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Digest {
+    rows: usize,
+    /// XOR of the bit patterns of every feature value.
+    bits: u64,
+    /// Number of rows labelled up.
+    ups: usize,
+}
+
+impl Digest {
+    fn add(&mut self, features: &[f64], labels: &[Option<u8>]) {
+        self.rows += labels.len();
+        self.bits ^= features.iter().fold(0u64, |a, v| a ^ v.to_bits());
+        self.ups += labels.iter().filter(|l| **l == Some(1)).count();
+    }
+}
+
+impl Output {
+    fn digest(&self) -> Digest {
+        let mut d = Digest::default();
+        for (x, y) in self.features.iter().zip(&self.labels) {
+            d.add(x.as_slice().expect("standard layout"), y);
+        }
+        d
+    }
+}
+
+/// The same work with the features streamed block by block (`features::for_each_block`) into a
+/// consumer, as `trainerctl features` writes them: the bars and the resampled bars are held, the
+/// feature matrices never are.
+fn pipeline_streamed(path: &Path) -> (Timing, usize, Digest) {
+    let t0 = Instant::now();
+    let (bars, _report) = data::load_csv(path, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()));
+    let t1 = Instant::now();
+    let coarse = [Timeframe::M5, Timeframe::M15, Timeframe::H1];
+    let resampled = data::resample_many(&bars, &coarse);
+    let t2 = Instant::now();
+    let mut digest = Digest::default();
+    for b in std::iter::once(&bars).chain(&resampled) {
+        features::for_each_block(b, 1, 0, |blk| {
+            digest.add(blk.features, blk.labels);
+            Ok::<(), ()>(())
+        })
+        .expect("the digest never fails");
+    }
+    let t3 = Instant::now();
+    let secs = |a: Instant, b: Instant| (b - a).as_secs_f64();
+    let timing = Timing {
+        load: secs(t0, t1),
+        resample: secs(t1, t2),
+        features: secs(t2, t3),
+        total: secs(t0, t3),
+    };
+    (timing, bars.len(), digest)
+}
+
+/// load + resample to 5m/15m/1h + features and labels on all four timeframes, all held.
 fn pipeline(path: &Path) -> (Timing, Output) {
     let t0 = Instant::now();
     let (bars, _report) = data::load_csv(path, &LoadOptions::default())
@@ -130,6 +189,7 @@ struct Args {
     repeat: usize,
     python: bool,
     child: Option<PathBuf>,
+    streamed: bool,
 }
 
 fn parse_args() -> Args {
@@ -138,6 +198,7 @@ fn parse_args() -> Args {
         repeat: 3,
         python: true,
         child: None,
+        streamed: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -160,6 +221,7 @@ fn parse_args() -> Args {
             }
             "--no-python" => a.python = false,
             "--child" => a.child = Some(PathBuf::from(it.next().expect("--child FILE"))),
+            "--child-streamed" => a.streamed = true,
             // `cargo bench` passes `--bench`; filters and other harness flags are ignored.
             _ => {}
         }
@@ -173,21 +235,28 @@ fn status_kb(field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Child mode: one pipeline run, then the memory figures on one line.
-fn child(path: &Path) {
+/// Child mode: one pipeline run (held, or streamed), then the memory figures on one line.
+fn child(path: &Path, streamed: bool) {
     LIVE.store(0, Ordering::Relaxed);
     PEAK.store(0, Ordering::Relaxed);
     let base_heap = LIVE.load(Ordering::Relaxed);
-    let (_t, out) = pipeline(path);
-    let rows = out.bars.len();
+    let held = if streamed {
+        let (_t, rows, digest) = pipeline_streamed(path);
+        assert!(digest.rows > rows);
+        None
+    } else {
+        Some(pipeline(path).1)
+    };
     let anon_end = status_kb("RssAnon:").unwrap_or(0);
     let file_end = status_kb("RssFile:").unwrap_or(0);
     let hwm = status_kb("VmHWM:").unwrap_or(0);
     let peak_heap = PEAK.load(Ordering::Relaxed) - base_heap;
     let live_end = LIVE.load(Ordering::Relaxed);
     // Keep everything alive until measured.
-    assert_eq!(out.features.len(), 1 + out.resampled.len());
-    assert_eq!(out.labels[0].len(), rows);
+    let rows = held.as_ref().map_or(0, |out| {
+        assert_eq!(out.features.len(), 1 + out.resampled.len());
+        out.bars.len()
+    });
     println!(
         "MEM rows={rows} vmhwm_kb={hwm} peak_heap={peak_heap} live_heap_end={live_end} \
          rss_anon_end_kb={anon_end} rss_file_end_kb={file_end}"
@@ -202,9 +271,14 @@ struct Mem {
     rss_file_end_mb: f64,
 }
 
-fn measure_memory(path: &Path) -> Option<Mem> {
+fn measure_memory(path: &Path, streamed: bool) -> Option<Mem> {
     let exe = std::env::current_exe().ok()?;
-    let out = Command::new(exe).arg("--child").arg(path).output().ok()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--child").arg(path);
+    if streamed {
+        cmd.arg("--child-streamed");
+    }
+    let out = cmd.output().ok()?;
     if !out.status.success() {
         eprintln!(
             "memory child failed: {}",
@@ -293,15 +367,37 @@ fn input_file(rows: usize) -> PathBuf {
 struct Row {
     rows: usize,
     file_mb: f64,
+    /// Streamed features (the pipeline as `trainerctl features` runs it).
     ours: Timing,
     mem: Option<Mem>,
+    /// Every result held at the end.
+    held: Timing,
+    held_mem: Option<Mem>,
     pandas: Option<Pandas>,
+}
+
+/// Best (lowest total) of `runs`, and all totals.
+fn best_of(runs: &[Timing]) -> Timing {
+    let mut best = runs[0];
+    for t in runs {
+        if t.total < best.total {
+            best = *t;
+        }
+    }
+    best
+}
+
+fn totals(runs: &[Timing]) -> String {
+    runs.iter()
+        .map(|t| format!("{:.3}", t.total))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn main() {
     let args = parse_args();
     if let Some(path) = &args.child {
-        child(path);
+        child(path, args.streamed);
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -326,26 +422,28 @@ fn main() {
     for &rows in &args.rows {
         let path = input_file(rows);
         let file_mb = std::fs::metadata(&path).map_or(f64::NAN, |m| m.len() as f64 / MB);
-        let mut best: Option<Timing> = None;
-        let mut all = Vec::new();
+        let mut streamed = Vec::new();
+        let mut held = Vec::new();
+        let mut digests = Vec::new();
         for _ in 0..args.repeat {
+            let (t, n, d) = pipeline_streamed(&path);
+            assert_eq!(n, rows, "{} holds {rows} bars", path.display());
+            streamed.push(t);
+            digests.push(d);
             let (t, out) = pipeline(&path);
-            assert_eq!(out.bars.len(), rows, "{} holds {rows} bars", path.display());
+            digests.push(out.digest());
             drop(out);
-            all.push(t.total);
-            if best.is_none_or(|b| t.total < b.total) {
-                best = Some(t);
-            }
+            held.push(t);
         }
-        let ours = best.expect("repeat >= 1");
-        println!(
-            "ours   {rows:>9} rows: runs {}",
-            all.iter()
-                .map(|s| format!("{s:.3}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+        assert!(
+            digests.windows(2).all(|w| w[0] == w[1]),
+            "streamed and held runs computed different values: {digests:?}"
         );
-        let mem = measure_memory(&path);
+        let (ours, held_best) = (best_of(&streamed), best_of(&held));
+        println!("ours   {rows:>9} rows: streamed runs {}", totals(&streamed));
+        println!("ours   {rows:>9} rows: held runs     {}", totals(&held));
+        let mem = measure_memory(&path, true);
+        let held_mem = measure_memory(&path, false);
         let pandas = if use_python {
             let p = run_pandas(&python, &script, &path, args.repeat);
             if let Some(p) = &p {
@@ -363,56 +461,65 @@ fn main() {
             file_mb,
             ours,
             mem,
+            held: held_best,
+            held_mem,
             pandas,
         });
     }
 
     println!();
     println!(
-        "| rows | ours s (load / resample / features) | pandas s (load / resample / features) | \
+        "| rows | mode | ours s (load / resample / features) | pandas s (load / resample / features) | \
          pandas/ours | raw bars MB | file MB | our peak RSS MB (VmHWM) | our peak heap MB | \
          peak RSS / raw | peak heap / raw | pandas peak RSS MB |"
     );
-    println!("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &table {
         let raw_mb = (r.rows * BAR_BYTES) as f64 / MB;
-        let o = r.ours;
-        let ours = format!(
-            "{:.3} ({:.3} / {:.3} / {:.3})",
-            o.total, o.load, o.resample, o.features
-        );
-        let (pandas, ratio, prss) = match &r.pandas {
-            Some(p) => (
-                format!(
-                    "{:.3} ({:.3} / {:.3} / {:.3})",
-                    p.seconds, p.load, p.resample, p.features
+        for (mode, o, mem) in [("streamed", r.ours, &r.mem), ("held", r.held, &r.held_mem)] {
+            let ours = format!(
+                "{:.3} ({:.3} / {:.3} / {:.3})",
+                o.total, o.load, o.resample, o.features
+            );
+            let (pandas, ratio, prss) = match &r.pandas {
+                Some(p) => (
+                    format!(
+                        "{:.3} ({:.3} / {:.3} / {:.3})",
+                        p.seconds, p.load, p.resample, p.features
+                    ),
+                    format!("{:.1}x", p.seconds / o.total),
+                    format!("{:.0}", p.peak_rss_mb),
                 ),
-                format!("{:.1}x", p.seconds / o.total),
-                format!("{:.0}", p.peak_rss_mb),
-            ),
-            None => ("-".into(), "-".into(), "-".into()),
-        };
-        let (hwm, heap, rhwm, rheap) = match &r.mem {
-            Some(m) => (
-                format!("{:.0}", m.vmhwm_mb),
-                format!("{:.0}", m.peak_heap_mb),
-                format!("{:.2}", m.vmhwm_mb / raw_mb),
-                format!("{:.2}", m.peak_heap_mb / raw_mb),
-            ),
-            None => ("-".into(), "-".into(), "-".into(), "-".into()),
-        };
-        println!(
-            "| {} | {ours} | {pandas} | {ratio} | {raw_mb:.0} | {:.0} | {hwm} | {heap} | {rhwm} | \
-             {rheap} | {prss} |",
-            r.rows, r.file_mb
-        );
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            let (hwm, heap, rhwm, rheap) = match mem {
+                Some(m) => (
+                    format!("{:.0}", m.vmhwm_mb),
+                    format!("{:.0}", m.peak_heap_mb),
+                    format!("{:.2}", m.vmhwm_mb / raw_mb),
+                    format!("{:.2}", m.peak_heap_mb / raw_mb),
+                ),
+                None => ("-".into(), "-".into(), "-".into(), "-".into()),
+            };
+            println!(
+                "| {} | {mode} | {ours} | {pandas} | {ratio} | {raw_mb:.0} | {:.0} | {hwm} | {heap} | \
+                 {rhwm} | {rheap} | {prss} |",
+                r.rows, r.file_mb
+            );
+        }
     }
     println!();
+    println!(
+        "streamed: bars and resampled bars held, the features of each timeframe handed block by \
+         block to a consumer (as `trainerctl features` writes them); held: every bar, feature and \
+         label of the four timeframes kept until the end (12 f64 features = 2x the 48-byte bar by \
+         themselves). Both runs produced the same values (digest checked)."
+    );
     for r in &table {
-        if let Some(m) = &r.mem {
+        if let Some(m) = &r.held_mem {
             let raw_mb = (r.rows * BAR_BYTES) as f64 / MB;
             println!(
-                "{} rows: results held at the end = {:.0} MB heap ({:.2}x raw: bars 1.00x, 1m \
+                "{} rows, held: results at the end = {:.0} MB heap ({:.2}x raw: bars 1.00x, 1m \
                  features 2.00x, coarser bars+features and labels the rest); RssFile at the end \
                  {:.0} MB (binary + input pages still mapped)",
                 r.rows,

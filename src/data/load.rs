@@ -89,7 +89,10 @@ pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<(Bars, LoadReport)> {
     let _span = tracing::debug_span!("load_csv", path = %path.display()).entered();
     let input = Input::open(path).map_err(|e| Error::io(path, e))?;
     let bytes = input.bytes();
-    let out = parse_csv(bytes, path, opts)?;
+    let out = parse_csv_paged(bytes, path, opts, &|event, window| match event {
+        Window::Next => input.prefetch(window),
+        Window::Done => input.release(window),
+    })?;
     tracing::debug!(
         rows = out.1.rows_kept,
         bytes = bytes.len(),
@@ -125,7 +128,9 @@ impl Input {
             // `&[u8]`. Like every mmap-based reader (ripgrep, ...), this assumes no other process
             // truncates or rewrites the file while it is being parsed: bar files are written once
             // (to a temporary name, then renamed) and only read afterwards.
-            let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) };
+            // Not populated: the parser faults the pages in window by window (`prefetch`) and
+            // lets them go behind it (`release`), so the whole file is never resident at once.
+            let map = unsafe { memmap2::MmapOptions::new().map(&file) };
             match map {
                 Ok(map) => {
                     #[cfg(unix)]
@@ -147,6 +152,58 @@ impl Input {
             Input::Read(v) => v,
         }
     }
+
+    /// Drops the mapped pages of `window` (a sub-slice of [`Input::bytes`] the parser is done
+    /// with) from this process's resident memory; they stay in the page cache. No-op for a file
+    /// that was read, and a hint only: failures are ignored.
+    fn release(&self, window: &[u8]) {
+        #[cfg(target_os = "linux")]
+        if let Input::Mapped(m) = self {
+            let Some((off, len)) = page_range(m.as_ptr() as usize, m.len(), window) else {
+                return;
+            };
+            // SAFETY: the map is read-only and file-backed, so MADV_DONTNEED discards no data
+            // (the pages are read again from the file on the next access); and the parser never
+            // touches this range again.
+            let _ =
+                unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, len) };
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = window;
+    }
+
+    /// Asks the kernel to map the pages of `window` ahead of the parser (one system call instead
+    /// of a page fault every few pages). A hint only.
+    fn prefetch(&self, window: &[u8]) {
+        #[cfg(target_os = "linux")]
+        if let Input::Mapped(m) = self {
+            if let Some((off, len)) = page_range(m.as_ptr() as usize, m.len(), window) {
+                let _ = m.advise_range(memmap2::Advice::PopulateRead, off, len);
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = window;
+    }
+}
+
+/// The whole pages of `window` inside a map of `map_len` bytes at address `map_start`, as an
+/// (offset, length) pair; `None` if the window is outside the map or covers no whole page.
+#[cfg(target_os = "linux")]
+fn page_range(map_start: usize, map_len: usize, window: &[u8]) -> Option<(usize, usize)> {
+    const PAGE: usize = 4096;
+    let start = (window.as_ptr() as usize).checked_sub(map_start)?;
+    let end = start.checked_add(window.len())?;
+    if end > map_len {
+        return None;
+    }
+    // Whole pages only: the neighbours' first and last pages may still be in use.
+    let lo = start.div_ceil(PAGE) * PAGE;
+    let hi = if end == map_len {
+        end
+    } else {
+        end / PAGE * PAGE
+    };
+    (hi > lo).then(|| (lo, hi - lo))
 }
 
 /// Parses an in-memory bar file; `source_name` only names it in errors and logs.
@@ -154,6 +211,25 @@ pub fn parse_csv(
     bytes: &[u8],
     source_name: &Path,
     opts: &LoadOptions,
+) -> Result<(Bars, LoadReport)> {
+    parse_csv_paged(bytes, source_name, opts, &|_, _| {})
+}
+
+/// Where the parser is with a window of the input, for [`parse_csv_paged`]'s hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Window {
+    /// About to be parsed.
+    Next,
+    /// Parsed; never read again.
+    Done,
+}
+
+/// [`parse_csv`], telling `hook` about each window of `bytes` before and after parsing it.
+fn parse_csv_paged(
+    bytes: &[u8],
+    source_name: &Path,
+    opts: &LoadOptions,
+    hook: &dyn Fn(Window, &[u8]),
 ) -> Result<(Bars, LoadReport)> {
     let path = source_name;
     let bytes = bytes
@@ -198,6 +274,7 @@ pub fn parse_csv(
         opts.on_bad_row,
         path,
         &mut report,
+        hook,
     )?;
     if bars.is_empty() {
         return Err(Error::Data(format!(
@@ -367,8 +444,33 @@ struct ChunkOut {
     error: Option<(u64, String)>,
 }
 
+/// Smallest chunk worth a thread of its own (small in unit tests, to exercise the boundaries).
+#[cfg(not(test))]
 const MIN_CHUNK_BYTES: usize = 1 << 20;
+#[cfg(test)]
+const MIN_CHUNK_BYTES: usize = 1 << 14;
 
+/// Bytes parsed per step: the file is consumed window by window, each window split over the
+/// threads, so that a memory-mapped file's pages can be released behind the parser
+/// ([`Input::release`]) and a large file never sits in memory whole next to its bars.
+#[cfg(not(test))]
+const WINDOW_BYTES: usize = 16 << 20;
+#[cfg(test)]
+const WINDOW_BYTES: usize = 1 << 16;
+
+/// What carries from one window to the next.
+struct BodyState {
+    /// Rows kept so far (the columns' length).
+    kept: usize,
+    /// Line number of the next window's first line.
+    line: u64,
+    /// Timestamp of the last kept row.
+    prev: Option<i64>,
+    skipped: BTreeMap<&'static str, u64>,
+}
+
+/// Parses the body (the lines after the header) window by window into bars, telling `hook` about
+/// each window before and after.
 fn parse_body(
     body: &[u8],
     first_line: u64,
@@ -376,33 +478,101 @@ fn parse_body(
     policy: OnBadRow,
     path: &Path,
     report: &mut LoadReport,
+    hook: &dyn Fn(Window, &[u8]),
 ) -> Result<Bars> {
+    let mut bars = Bars::with_capacity(0);
+    let mut state = BodyState {
+        kept: 0,
+        line: first_line,
+        prev: None,
+        skipped: BTreeMap::new(),
+    };
+    let mut rest = body;
+    while !rest.is_empty() {
+        let cut = if rest.len() <= WINDOW_BYTES + WINDOW_BYTES / 4 {
+            rest.len()
+        } else {
+            memchr::memchr(b'\n', &rest[WINDOW_BYTES..])
+                .map_or(rest.len(), |p| WINDOW_BYTES + p + 1)
+        };
+        let (window, tail) = rest.split_at(cut);
+        hook(Window::Next, window);
+        parse_window(window, ncols, policy, path, report, &mut bars, &mut state)?;
+        hook(Window::Done, window);
+        rest = tail;
+        if !rest.is_empty() && window.len() == body.len() - rest.len() {
+            // After the first window: room for the rows the rest of the file probably holds
+            // (by the first window's bytes per line, plus 2%), so the columns grow once instead of
+            // doubling (which would reserve up to twice the bars).
+            let per_line = window.len() as f64 / (state.line - first_line).max(1) as f64;
+            let more = (rest.len() as f64 / per_line * 1.02) as usize + 1024;
+            bars.ts.reserve_exact(more);
+            for col in [
+                &mut bars.open,
+                &mut bars.high,
+                &mut bars.low,
+                &mut bars.close,
+                &mut bars.volume,
+            ] {
+                col.reserve_exact(more);
+            }
+        }
+    }
+    report.skipped = state
+        .skipped
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), n))
+        .collect();
+    report.rows_kept = state.kept as u64;
+    for col in [
+        &mut bars.open,
+        &mut bars.high,
+        &mut bars.low,
+        &mut bars.close,
+        &mut bars.volume,
+    ] {
+        col.shrink_to_fit();
+    }
+    bars.ts.shrink_to_fit();
+    Ok(bars)
+}
+
+/// Parses one window (whole lines; every line but possibly the body's last ends with `\n`),
+/// appending its rows to `bars`, whose columns hold exactly `state.kept` rows before and after.
+fn parse_window(
+    window: &[u8],
+    ncols: usize,
+    policy: OnBadRow,
+    path: &Path,
+    report: &mut LoadReport,
+    bars: &mut Bars,
+    state: &mut BodyState,
+) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let nchunks = threads.min(body.len() / MIN_CHUNK_BYTES).max(1);
-    // Line-aligned chunk boundaries: every chunk but the last ends with its '\n'.
+    let nchunks = threads.min(window.len() / MIN_CHUNK_BYTES).max(1);
+    // Line-aligned chunk boundaries: every chunk but the window's last ends with its '\n'.
     let mut bounds = Vec::with_capacity(nchunks + 1);
     bounds.push(0usize);
     for k in 1..nchunks {
-        let target = (body.len() * k / nchunks).max(*bounds.last().unwrap_or(&0));
-        match memchr::memchr(b'\n', &body[target..]) {
-            Some(p) if target + p + 1 < body.len() => bounds.push(target + p + 1),
+        let target = (window.len() * k / nchunks).max(*bounds.last().unwrap_or(&0));
+        match memchr::memchr(b'\n', &window[target..]) {
+            Some(p) if target + p + 1 < window.len() => bounds.push(target + p + 1),
             _ => break,
         }
     }
-    bounds.push(body.len());
+    bounds.push(window.len());
     bounds.dedup();
-    let chunks: Vec<&[u8]> = bounds.windows(2).map(|w| &body[w[0]..w[1]]).collect();
-    let last = chunks.len() - 1;
+    let chunks: Vec<&[u8]> = bounds.windows(2).map(|w| &window[w[0]..w[1]]).collect();
+    let lines_of = |ch: &[u8]| count_newlines(ch) + usize::from(!ch.ends_with(b"\n"));
 
     // Pass 1: lines per chunk, so each chunk knows its first line and its slice of the columns.
     let line_counts: Vec<usize> = if chunks.len() == 1 {
-        vec![count_newlines(chunks[0]) + 1]
+        vec![lines_of(chunks[0])]
     } else {
         std::thread::scope(|s| {
             let hs: Vec<_> = chunks
                 .iter()
-                .enumerate()
-                .map(|(k, ch)| s.spawn(move || count_newlines(ch) + usize::from(k == last)))
+                .map(|&ch| s.spawn(move || lines_of(ch)))
                 .collect();
             hs.into_iter()
                 .map(|h| h.join().expect("newline counting does not panic"))
@@ -410,45 +580,60 @@ fn parse_body(
         })
     };
     let total: usize = line_counts.iter().sum();
-    report.rows_read = total as u64;
+    report.rows_read += total as u64;
 
-    let mut ts = vec![0i64; total];
-    let mut o = vec![0f64; total];
-    let mut h = vec![0f64; total];
-    let mut l = vec![0f64; total];
-    let mut c = vec![0f64; total];
-    let mut v = vec![0f64; total];
+    let base = state.kept;
+    let Bars {
+        ts,
+        open: o,
+        high: h,
+        low: l,
+        close: c,
+        volume: v,
+    } = bars;
+    ts.resize(base + total, 0);
+    for col in [&mut *o, &mut *h, &mut *l, &mut *c, &mut *v] {
+        col.resize(base + total, 0.0);
+    }
 
     let mut starts = Vec::with_capacity(chunks.len());
-    let mut acc = 0usize;
+    let mut acc = base;
     for n in &line_counts {
         starts.push(acc);
         acc += n;
     }
+    let first_line = state.line;
+    let line_of = |start: usize| first_line + (start - base) as u64;
 
     // Pass 2: parse each chunk into its own region, in parallel.
+    let prev0 = state.prev;
     let outs: Vec<ChunkOut> = {
         let mut cols = split_cols(
-            &mut ts,
-            &mut o,
-            &mut h,
-            &mut l,
-            &mut c,
-            &mut v,
+            &mut ts[base..],
+            &mut o[base..],
+            &mut h[base..],
+            &mut l[base..],
+            &mut c[base..],
+            &mut v[base..],
             &line_counts,
         );
         if chunks.len() == 1 {
             let col = cols.pop().expect("one chunk has one column set");
-            vec![parse_chunk(chunks[0], first_line, ncols, policy, None, col)]
+            vec![parse_chunk(
+                chunks[0], first_line, ncols, policy, prev0, col,
+            )]
         } else {
             std::thread::scope(|s| {
                 let hs: Vec<_> = chunks
                     .iter()
                     .zip(cols)
                     .zip(&starts)
-                    .map(|((ch, col), &start)| {
-                        let line0 = first_line + start as u64;
-                        s.spawn(move || parse_chunk(ch, line0, ncols, policy, None, col))
+                    .enumerate()
+                    .map(|(k, ((ch, col), &start))| {
+                        let line0 = line_of(start);
+                        // The first chunk knows the last kept row; the others learn it at the merge.
+                        let prev = if k == 0 { prev0 } else { None };
+                        s.spawn(move || parse_chunk(ch, line0, ncols, policy, prev, col))
                     })
                     .collect();
                 hs.into_iter()
@@ -460,30 +645,23 @@ fn parse_body(
 
     // Merge in order: check ordering across chunk boundaries (re-parsing a chunk sequentially in the
     // rare case its first row is not after the previous chunk's last), compact, count.
-    let mut write = 0usize;
-    let mut prev: Option<i64> = None;
-    let mut skipped: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut write = base;
     for (k, mut out) in outs.into_iter().enumerate() {
         let start = starts[k];
-        if let (Some(p), Some(f)) = (prev, out.first_ts) {
-            if f <= p {
-                let n = line_counts[k];
-                let col = Cols {
-                    ts: &mut ts[start..start + n],
-                    o: &mut o[start..start + n],
-                    h: &mut h[start..start + n],
-                    l: &mut l[start..start + n],
-                    c: &mut c[start..start + n],
-                    v: &mut v[start..start + n],
-                };
-                out = parse_chunk(
-                    chunks[k],
-                    first_line + start as u64,
-                    ncols,
-                    policy,
-                    prev,
-                    col,
-                );
+        if k > 0 {
+            if let (Some(p), Some(f)) = (state.prev, out.first_ts) {
+                if f <= p {
+                    let n = line_counts[k];
+                    let col = Cols {
+                        ts: &mut ts[start..start + n],
+                        o: &mut o[start..start + n],
+                        h: &mut h[start..start + n],
+                        l: &mut l[start..start + n],
+                        c: &mut c[start..start + n],
+                        v: &mut v[start..start + n],
+                    };
+                    out = parse_chunk(chunks[k], line_of(start), ncols, policy, state.prev, col);
+                }
             }
         }
         if let Some((line, message)) = out.error {
@@ -494,7 +672,7 @@ fn parse_body(
             });
         }
         for (kind, n) in out.skipped {
-            *skipped.entry(kind).or_default() += n;
+            *state.skipped.entry(kind).or_default() += n;
         }
         if report.first_bad.is_none() {
             report.first_bad = out.first_bad.map(|(line, m)| format!("line {line}: {m}"));
@@ -511,28 +689,16 @@ fn parse_body(
         write += out.kept;
         debug_assert!(out.lines as usize == line_counts[k]);
         if out.last_ts.is_some() {
-            prev = out.last_ts;
+            state.prev = out.last_ts;
         }
     }
-    report.skipped = skipped
-        .into_iter()
-        .map(|(k, n)| (k.to_string(), n))
-        .collect();
-    report.rows_kept = write as u64;
-    for col in [&mut o, &mut h, &mut l, &mut c, &mut v] {
-        col.truncate(write);
-        col.shrink_to_fit();
-    }
     ts.truncate(write);
-    ts.shrink_to_fit();
-    Ok(Bars {
-        ts,
-        open: o,
-        high: h,
-        low: l,
-        close: c,
-        volume: v,
-    })
+    for col in [o, h, l, c, v] {
+        col.truncate(write);
+    }
+    state.kept = write;
+    state.line = first_line + total as u64;
+    Ok(())
 }
 
 fn count_newlines(b: &[u8]) -> usize {
@@ -1359,11 +1525,32 @@ mod tests {
         }
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn page_range_keeps_to_whole_pages_inside_the_map() {
+        let map = vec![0u8; 5 * 4096 + 100];
+        let base = map.as_ptr() as usize;
+        // Pretend the map starts at `base`, page-aligned or not: offsets are what matters.
+        assert_eq!(page_range(base, map.len(), &map[..]), Some((0, map.len())));
+        assert_eq!(
+            page_range(base, map.len(), &map[1..4096 * 2 + 5]),
+            Some((4096, 4096))
+        );
+        assert_eq!(page_range(base, map.len(), &map[1..4095]), None);
+        assert_eq!(
+            page_range(base, map.len(), &map[4096 * 4 + 1..]),
+            Some((4096 * 5, 100)),
+            "the map's last, partial page goes with the final window"
+        );
+        let other = [0u8; 10];
+        assert_eq!(page_range(base, map.len(), &other[..]), None);
+    }
+
     #[test]
     fn mapped_and_read_files_load_the_same() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("bars.csv");
-        std::fs::write(&path, big_file(5_000, |_, _| {})).expect("write");
+        std::fs::write(&path, big_file(20_000, |_, _| {})).expect("write");
         let mapped = Input::open_mapping_from(&path, 0).expect("open");
         assert!(matches!(mapped, Input::Mapped(_)));
         let read = Input::open_mapping_from(&path, u64::MAX).expect("open");
@@ -1372,7 +1559,30 @@ mod tests {
         let (bars, _) = load_csv(&path, &LoadOptions::default()).expect("loads");
         let (want, _) = parse_csv(read.bytes(), &path, &LoadOptions::default()).expect("parses");
         assert_eq!(bars, want);
-        assert_eq!(bars.len(), 5_000);
+        assert_eq!(bars.len(), 20_000);
+        // Parsing the map window by window, releasing the pages behind: same bars, and the map
+        // still reads the same afterwards (released pages come back from the file).
+        let seen = std::cell::Cell::new(0usize);
+        let (paged, _) = parse_csv_paged(
+            mapped.bytes(),
+            &path,
+            &LoadOptions::default(),
+            &|event, w| match event {
+                Window::Next => mapped.prefetch(w),
+                Window::Done => {
+                    seen.set(seen.get() + w.len());
+                    mapped.release(w);
+                }
+            },
+        )
+        .expect("parses");
+        assert_eq!(paged, want);
+        assert!(
+            seen.get() > 2 * WINDOW_BYTES,
+            "several windows: {}",
+            seen.get()
+        );
+        assert_eq!(mapped.bytes(), read.bytes());
         let empty = dir.path().join("empty.csv");
         std::fs::write(&empty, "").expect("write");
         assert!(Input::open_mapping_from(&empty, 0).is_ok());

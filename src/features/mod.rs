@@ -28,7 +28,10 @@ mod batch;
 mod csv;
 mod incremental;
 
-pub use batch::{compute, compute_into, compute_into_with_threads, compute_with_threads, labels};
+pub use batch::{
+    compute, compute_into, compute_into_with_threads, compute_with_threads, for_each_block, labels,
+    FeatureBlock,
+};
 pub use csv::{format_g17, format_g17_into, write_features_csv};
 pub use incremental::{Bar, IncrementalFeatures};
 
