@@ -147,30 +147,92 @@ pub fn write_features_csv(
             ),
         ));
     }
-    let mut w = io::BufWriter::with_capacity(1 << 16, w);
-    let mut line = String::with_capacity(512);
-    line.push_str("timestamp");
-    for name in FEATURE_NAMES {
-        line.push(',');
-        line.push_str(name);
-    }
-    line.push_str(",label\n");
-    w.write_all(line.as_bytes())?;
+    let mut out = FeatureCsvWriter::new(w)?;
     for ((&t, row), label) in ts.iter().zip(features.rows()).zip(labels) {
-        line.clear();
-        line.push_str(&format_ts(t));
-        for &v in row {
+        let row: [f64; N_FEATURES] = std::array::from_fn(|j| row[j]);
+        out.write_row(t, &row, *label)?;
+    }
+    out.finish()
+}
+
+/// The CSV writer of [`write_features_csv`], fed row by row or block by block (for
+/// [`super::for_each_block`]), so that a long series is written without its feature matrix ever
+/// being held.
+pub struct FeatureCsvWriter<W: Write> {
+    w: io::BufWriter<W>,
+    line: String,
+}
+
+impl<W: Write> FeatureCsvWriter<W> {
+    /// Starts the file: writes the header.
+    pub fn new(w: W) -> io::Result<Self> {
+        let mut w = io::BufWriter::with_capacity(1 << 16, w);
+        let mut line = String::with_capacity(512);
+        line.push_str("timestamp");
+        for name in FEATURE_NAMES {
             line.push(',');
-            format_g17_into(v, &mut line);
+            line.push_str(name);
+        }
+        line.push_str(",label\n");
+        w.write_all(line.as_bytes())?;
+        Ok(FeatureCsvWriter { w, line })
+    }
+
+    /// Writes one row.
+    pub fn write_row(
+        &mut self,
+        ts: i64,
+        features: &[f64; N_FEATURES],
+        label: Option<u8>,
+    ) -> io::Result<()> {
+        let line = &mut self.line;
+        line.clear();
+        line.push_str(&format_ts(ts));
+        for &v in features {
+            line.push(',');
+            format_g17_into(v, line);
         }
         line.push(',');
         if let Some(l) = label {
             let _ = write!(line, "{l}");
         }
         line.push('\n');
-        w.write_all(line.as_bytes())?;
+        self.w.write_all(line.as_bytes())
     }
-    w.flush()
+
+    /// Writes the rows of `block`; `ts` are the timestamps of the whole series the block is from.
+    /// An [`io::ErrorKind::InvalidInput`] error if `ts` does not cover the block.
+    pub fn write_block(&mut self, ts: &[i64], block: super::FeatureBlock<'_>) -> io::Result<()> {
+        let rows = block.rows();
+        let ts = ts
+            .get(block.first_row..block.first_row + rows)
+            .filter(|_| block.features.len() == rows * N_FEATURES)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "block of rows {}..{} does not fit {} timestamps",
+                        block.first_row,
+                        block.first_row + rows,
+                        ts.len()
+                    ),
+                )
+            })?;
+        for (i, (&t, &label)) in ts.iter().zip(block.labels).enumerate() {
+            let row: &[f64; N_FEATURES] = block
+                .row(i)
+                .try_into()
+                .expect("a block row holds N_FEATURES values");
+            self.write_row(t, row, label)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes what is buffered.
+    pub fn finish(self) -> io::Result<()> {
+        let mut w = self.w;
+        w.flush()
+    }
 }
 
 #[cfg(test)]

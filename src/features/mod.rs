@@ -32,7 +32,7 @@ pub use batch::{
     compute, compute_into, compute_into_with_threads, compute_with_threads, for_each_block, labels,
     FeatureBlock,
 };
-pub use csv::{format_g17, format_g17_into, write_features_csv};
+pub use csv::{format_g17, format_g17_into, write_features_csv, FeatureCsvWriter};
 pub use incremental::{Bar, IncrementalFeatures};
 
 /// Number of feature columns.

@@ -74,11 +74,16 @@ pub fn features(cli: &Cli, args: &FeaturesArgs) -> Result<(), Failure> {
     };
     let (bars, _report) =
         data::load_csv(&args.input, &LoadOptions { on_bad_row }).map_err(Failure::failed)?;
-    let bars = data::resample(&bars, args.timeframe);
-    let x = features::compute(&bars);
-    let y = features::labels(&bars, 1);
+    let bars = if args.timeframe == Timeframe::M1 {
+        bars
+    } else {
+        data::resample(&bars, args.timeframe)
+    };
+    // Streamed: the rows are written block by block as they are computed, never all held.
     let write = |w: &mut dyn Write| -> std::io::Result<()> {
-        features::write_features_csv(&mut *w, &bars.ts, x.view(), &y)?;
+        let mut out = features::FeatureCsvWriter::new(&mut *w)?;
+        features::for_each_block(&bars, 1, 0, |block| out.write_block(&bars.ts, block))?;
+        out.finish()?;
         w.flush()
     };
     if args.out.as_os_str() == "-" {
