@@ -569,15 +569,8 @@ fn parse_window(
     let line_counts: Vec<usize> = if chunks.len() == 1 {
         vec![lines_of(chunks[0])]
     } else {
-        std::thread::scope(|s| {
-            let hs: Vec<_> = chunks
-                .iter()
-                .map(|&ch| s.spawn(move || lines_of(ch)))
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().expect("newline counting does not panic"))
-                .collect()
-        })
+        use rayon::prelude::*;
+        chunks.par_iter().map(|&ch| lines_of(ch)).collect()
     };
     let total: usize = line_counts.iter().sum();
     report.rows_read += total as u64;
@@ -623,23 +616,16 @@ fn parse_window(
                 chunks[0], first_line, ncols, policy, prev0, col,
             )]
         } else {
-            std::thread::scope(|s| {
-                let hs: Vec<_> = chunks
-                    .iter()
-                    .zip(cols)
-                    .zip(&starts)
-                    .enumerate()
-                    .map(|(k, ((ch, col), &start))| {
-                        let line0 = line_of(start);
-                        // The first chunk knows the last kept row; the others learn it at the merge.
-                        let prev = if k == 0 { prev0 } else { None };
-                        s.spawn(move || parse_chunk(ch, line0, ncols, policy, prev, col))
-                    })
-                    .collect();
-                hs.into_iter()
-                    .map(|h| h.join().expect("chunk parsing does not panic"))
-                    .collect()
-            })
+            use rayon::prelude::*;
+            let jobs: Vec<_> = chunks.iter().zip(cols).zip(&starts).collect();
+            jobs.into_par_iter()
+                .enumerate()
+                .map(|(k, ((ch, col), &start))| {
+                    // The first chunk knows the last kept row; the others learn it at the merge.
+                    let prev = if k == 0 { prev0 } else { None };
+                    parse_chunk(ch, line_of(start), ncols, policy, prev, col)
+                })
+                .collect()
         }
     };
 
@@ -775,6 +761,29 @@ fn parse_chunk(
         };
         let line = strip_cr(raw);
         out.lines += 1;
+        // The common case: a plain, valid row after the previous one goes straight to the columns.
+        if k < cap {
+            if let Some((t, vals)) = parse_row_fast(line, ncols, &mut dates) {
+                if prev.is_none_or(|p| t > p) && values_ok(&vals) {
+                    let [ov, hv, lv, cv, vv] = vals;
+                    col.ts[k] = t;
+                    col.o[k] = ov;
+                    col.h[k] = hv;
+                    col.l[k] = lv;
+                    col.c[k] = cv;
+                    col.v[k] = vv;
+                    k += 1;
+                    if out.first_ts.is_none() {
+                        out.first_ts = Some(t);
+                    }
+                    prev = Some(t);
+                    line_no += 1;
+                    pos = next;
+                    continue;
+                }
+            }
+        }
+        // Anything else goes the long way, which names the problem.
         let parsed = match parse_row_fast(line, ncols, &mut dates) {
             Some(row) => Ok(row),
             None => parse_row_slow(line, ncols),
@@ -911,22 +920,14 @@ fn fast_decimal(b: &[u8]) -> Option<(f64, usize)> {
 fn decimal_parts(b: &[u8]) -> Option<(f64, usize, usize)> {
     let neg = b.first() == Some(&b'-');
     let mut i = usize::from(neg);
-    let start = i;
     let mut mant = 0u64;
-    while let Some(d) = b.get(i).map(|x| x.wrapping_sub(b'0')).filter(|&d| d < 10) {
-        mant = mant.wrapping_mul(10).wrapping_add(d as u64);
-        i += 1;
-    }
-    let int_digits = i - start;
+    let int_digits = digits(&b[i..], &mut mant);
+    i += int_digits;
     let mut frac = 0usize;
     if b.get(i) == Some(&b'.') {
         i += 1;
-        let fs = i;
-        while let Some(d) = b.get(i).map(|x| x.wrapping_sub(b'0')).filter(|&d| d < 10) {
-            mant = mant.wrapping_mul(10).wrapping_add(d as u64);
-            i += 1;
-        }
-        frac = i - fs;
+        frac = digits(&b[i..], &mut mant);
+        i += frac;
         if frac == 0 {
             return None;
         }
@@ -937,6 +938,69 @@ fn decimal_parts(b: &[u8]) -> Option<(f64, usize, usize)> {
     // At most 15 digits: below 2^53, so exact, and an i64 (one instruction to convert).
     let m = mant as i64 as f64;
     Some((if neg { -m } else { m }, frac, i))
+}
+
+/// Appends the run of ASCII digits at the start of `b` to `mant` (`mant * 10^n + digits`, wrapping:
+/// callers refuse more than 15 digits) and returns its length `n`.
+///
+/// Eight bytes at a time where eight are readable (SWAR, as simdjson and fast_float do): the
+/// digit run's length comes from a mask instead of a branch per byte, which the processor
+/// mispredicts at the end of every number.
+#[inline(always)]
+fn digits(b: &[u8], mant: &mut u64) -> usize {
+    const POW10_U64: [u64; 9] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+    ];
+    let mut i = 0;
+    while let Some(w) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(w.try_into().expect("a slice of 8 bytes"));
+        let n = leading_digits(x);
+        if n > 0 {
+            *mant = mant
+                .wrapping_mul(POW10_U64[n])
+                .wrapping_add(eight_digits(x << (8 * (8 - n))));
+        }
+        i += n;
+        if n < 8 {
+            return i;
+        }
+    }
+    while let Some(d) = b.get(i).map(|x| x.wrapping_sub(b'0')).filter(|&d| d < 10) {
+        *mant = mant.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    i
+}
+
+/// How many of the 8 bytes of `x` (little-endian: the first byte lowest) are ASCII digits before
+/// the first non-digit (8 if all are).
+#[inline(always)]
+fn leading_digits(x: u64) -> usize {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let low7 = x & !HI;
+    // High bit of each byte: set iff the byte's low 7 bits are >= '0', resp. <= '9' (no borrow
+    // crosses bytes: every minuend byte is >= 0x80 and every subtrahend byte <= 0x7f).
+    let ge0 = (low7 | HI).wrapping_sub(0x3030_3030_3030_3030) & HI;
+    let le9 = (0x3939_3939_3939_3939 | HI).wrapping_sub(low7) & HI;
+    let digit = ge0 & le9 & !(x & HI);
+    ((!digit & HI).trailing_zeros() / 8) as usize
+}
+
+/// The value of eight ASCII digits (or NUL bytes as leading zeros) packed little-endian, the
+/// first digit lowest (fast_float's `parse_eight_digits_unrolled`).
+#[inline(always)]
+fn eight_digits(x: u64) -> u64 {
+    let v = (x & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561) >> 8;
+    let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+    (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32
 }
 
 /// The day number of the last date seen: consecutive rows mostly share it.
@@ -1315,6 +1379,26 @@ fn format_iso(ts: i64, buf: &mut [u8; 20]) -> Option<&[u8]> {
 // ---------------------------------------------------------------------------------------------
 // Value checks shared by both paths.
 
+/// True exactly when [`validate_values`] accepts the values (the check without the message).
+#[inline(always)]
+fn values_ok(&[o, h, l, c, v]: &[f64; 5]) -> bool {
+    let ok = o.is_finite()
+        && h.is_finite()
+        && l.is_finite()
+        && c.is_finite()
+        && v.is_finite()
+        && o > 0.0
+        && h > 0.0
+        && l > 0.0
+        && c > 0.0
+        && v >= 0.0
+        && h >= l
+        && h >= o.max(c)
+        && l <= o.min(c);
+    debug_assert_eq!(ok, validate_values(&(0, [o, h, l, c, v])).is_ok());
+    ok
+}
+
 #[inline]
 fn validate_values(row: &Row) -> std::result::Result<(), Bad> {
     let [o, h, l, c, v] = row.1;
@@ -1495,6 +1579,36 @@ mod tests {
             assert!(got.is_none() || got == want, "{x}: {got:?} vs {want:?}");
         }
         assert!(parse_row_slow(b" 2024-01-01T00:00:00Z, 1 ,\"2\",0.5,1.5,10", 6).is_ok());
+    }
+
+    #[test]
+    fn swar_digits_match_the_byte_loop() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let alphabet = b"0123456789.,-e\n\r \x7f\xb0\xb9/:";
+        for _ in 0..50_000 {
+            let len = rng.gen_range(0..24);
+            let b: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.gen_bool(0.7) {
+                        b'0' + rng.gen_range(0..10u8)
+                    } else {
+                        alphabet[rng.gen_range(0..alphabet.len())]
+                    }
+                })
+                .collect();
+            let want_n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+            let want = b[..want_n].iter().fold(7u64, |m, &c| {
+                m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'))
+            });
+            let mut got = 7u64;
+            assert_eq!(digits(&b, &mut got), want_n, "{b:?}");
+            assert_eq!(got, want, "{b:?}");
+        }
+        assert_eq!(leading_digits(u64::from_le_bytes(*b"12345678")), 8);
+        assert_eq!(leading_digits(u64::from_le_bytes(*b"123.5678")), 3);
+        assert_eq!(leading_digits(u64::from_le_bytes(*b"/2345678")), 0);
+        assert_eq!(eight_digits(u64::from_le_bytes(*b"12345678")), 12_345_678);
     }
 
     #[test]
