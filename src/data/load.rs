@@ -224,12 +224,13 @@ enum Window {
     Done,
 }
 
-/// [`parse_csv`], telling `hook` about each window of `bytes` before and after parsing it.
+/// [`parse_csv`], telling `hook` about each part of `bytes` before and after parsing it (from the
+/// parser threads, each about its own part).
 fn parse_csv_paged(
     bytes: &[u8],
     source_name: &Path,
     opts: &LoadOptions,
-    hook: &dyn Fn(Window, &[u8]),
+    hook: &(dyn Fn(Window, &[u8]) + Sync),
 ) -> Result<(Bars, LoadReport)> {
     let path = source_name;
     let bytes = bytes
@@ -478,12 +479,13 @@ fn parse_body(
     policy: OnBadRow,
     path: &Path,
     report: &mut LoadReport,
-    hook: &dyn Fn(Window, &[u8]),
+    hook: &(dyn Fn(Window, &[u8]) + Sync),
 ) -> Result<Bars> {
     // Columns sized up front for the rows the file probably holds (by the first window's bytes per
     // line, plus 2%). Zeroed allocations are fresh pages the kernel zeroes on first touch, so the
     // parser threads fault them in in parallel; growing them later would zero-fill on this thread.
     let head = &body[..body.len().min(WINDOW_BYTES)];
+    hook(Window::Next, head);
     let head_lines = (count_newlines(head) + usize::from(!head.ends_with(b"\n"))).max(1);
     let estimate = if head.len() == body.len() {
         head_lines
@@ -513,9 +515,9 @@ fn parse_body(
                 .map_or(rest.len(), |p| WINDOW_BYTES + p + 1)
         };
         let (window, tail) = rest.split_at(cut);
-        hook(Window::Next, window);
-        parse_window(window, ncols, policy, path, report, &mut bars, &mut state)?;
-        hook(Window::Done, window);
+        parse_window(
+            window, ncols, policy, path, report, &mut bars, &mut state, hook,
+        )?;
         rest = tail;
     }
     report.skipped = state
@@ -550,6 +552,7 @@ fn parse_window(
     report: &mut LoadReport,
     bars: &mut Bars,
     state: &mut BodyState,
+    hook: &(dyn Fn(Window, &[u8]) + Sync),
 ) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let nchunks = threads.min(window.len() / MIN_CHUNK_BYTES).max(1);
@@ -566,7 +569,10 @@ fn parse_window(
     bounds.push(window.len());
     bounds.dedup();
     let chunks: Vec<&[u8]> = bounds.windows(2).map(|w| &window[w[0]..w[1]]).collect();
-    let lines_of = |ch: &[u8]| count_newlines(ch) + usize::from(!ch.ends_with(b"\n"));
+    let lines_of = |ch: &[u8]| {
+        hook(Window::Next, ch);
+        count_newlines(ch) + usize::from(!ch.ends_with(b"\n"))
+    };
 
     // Pass 1: lines per chunk, so each chunk knows its first line and its slice of the columns.
     let line_counts: Vec<usize> = if chunks.len() == 1 {
@@ -620,9 +626,9 @@ fn parse_window(
         );
         if chunks.len() == 1 {
             let col = cols.pop().expect("one chunk has one column set");
-            vec![parse_chunk(
-                chunks[0], first_line, ncols, policy, prev0, col,
-            )]
+            let out = parse_chunk(chunks[0], first_line, ncols, policy, prev0, col);
+            hook(Window::Done, chunks[0]);
+            vec![out]
         } else {
             use rayon::prelude::*;
             let jobs: Vec<_> = chunks.iter().zip(cols).zip(&starts).collect();
@@ -631,7 +637,9 @@ fn parse_window(
                 .map(|(k, ((ch, col), &start))| {
                     // The first chunk knows the last kept row; the others learn it at the merge.
                     let prev = if k == 0 { prev0 } else { None };
-                    parse_chunk(ch, line_of(start), ncols, policy, prev, col)
+                    let out = parse_chunk(ch, line_of(start), ncols, policy, prev, col);
+                    hook(Window::Done, ch);
+                    out
                 })
                 .collect()
         }
@@ -1603,7 +1611,7 @@ mod tests {
         assert_eq!(bars.len(), 20_000);
         // Parsing the map window by window, releasing the pages behind: same bars, and the map
         // still reads the same afterwards (released pages come back from the file).
-        let seen = std::cell::Cell::new(0usize);
+        let seen = std::sync::atomic::AtomicUsize::new(0);
         let (paged, _) = parse_csv_paged(
             mapped.bytes(),
             &path,
@@ -1611,7 +1619,7 @@ mod tests {
             &|event, w| match event {
                 Window::Next => mapped.prefetch(w),
                 Window::Done => {
-                    seen.set(seen.get() + w.len());
+                    seen.fetch_add(w.len(), std::sync::atomic::Ordering::Relaxed);
                     mapped.release(w);
                 }
             },
@@ -1619,9 +1627,9 @@ mod tests {
         .expect("parses");
         assert_eq!(paged, want);
         assert!(
-            seen.get() > 2 * WINDOW_BYTES,
+            seen.load(std::sync::atomic::Ordering::Relaxed) > 2 * WINDOW_BYTES,
             "several windows: {}",
-            seen.get()
+            seen.load(std::sync::atomic::Ordering::Relaxed)
         );
         assert_eq!(mapped.bytes(), read.bytes());
         let empty = dir.path().join("empty.csv");
