@@ -468,6 +468,10 @@ struct BodyState {
     /// Timestamp of the last kept row.
     prev: Option<i64>,
     skipped: BTreeMap<&'static str, u64>,
+    /// Lines read so far.
+    rows_read: u64,
+    /// The first bad row skipped, as `line N: problem`.
+    first_bad: Option<String>,
 }
 
 /// Parses the body (the lines after the header) window by window into bars, telling `hook` about
@@ -505,6 +509,8 @@ fn parse_body(
         line: first_line,
         prev: None,
         skipped: BTreeMap::new(),
+        rows_read: 0,
+        first_bad: None,
     };
     let mut rest = body;
     while !rest.is_empty() {
@@ -515,9 +521,7 @@ fn parse_body(
                 .map_or(rest.len(), |p| WINDOW_BYTES + p + 1)
         };
         let (window, tail) = rest.split_at(cut);
-        parse_window(
-            window, ncols, policy, path, report, &mut bars, &mut state, hook,
-        )?;
+        parse_window(window, ncols, policy, path, &mut bars, &mut state, hook)?;
         rest = tail;
     }
     report.skipped = state
@@ -526,6 +530,8 @@ fn parse_body(
         .map(|(k, n)| (k.to_string(), n))
         .collect();
     report.rows_kept = state.kept as u64;
+    report.rows_read = state.rows_read;
+    report.first_bad = state.first_bad;
     for col in [
         &mut bars.open,
         &mut bars.high,
@@ -549,7 +555,6 @@ fn parse_window(
     ncols: usize,
     policy: OnBadRow,
     path: &Path,
-    report: &mut LoadReport,
     bars: &mut Bars,
     state: &mut BodyState,
     hook: &(dyn Fn(Window, &[u8]) + Sync),
@@ -582,7 +587,7 @@ fn parse_window(
         chunks.par_iter().map(|&ch| lines_of(ch)).collect()
     };
     let total: usize = line_counts.iter().sum();
-    report.rows_read += total as u64;
+    state.rows_read += total as u64;
 
     let base = state.kept;
     let Bars {
@@ -676,8 +681,8 @@ fn parse_window(
         for (kind, n) in out.skipped {
             *state.skipped.entry(kind).or_default() += n;
         }
-        if report.first_bad.is_none() {
-            report.first_bad = out.first_bad.map(|(line, m)| format!("line {line}: {m}"));
+        if state.first_bad.is_none() {
+            state.first_bad = out.first_bad.map(|(line, m)| format!("line {line}: {m}"));
         }
         if write != start && out.kept > 0 {
             let r = start..start + out.kept;
