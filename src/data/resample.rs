@@ -195,6 +195,43 @@ mod tests {
         }
         let small = resample_many(&many[2], &tfs[..2]);
         assert_eq!(small[0], resample(&many[2], Timeframe::M5));
+
+        // Irregular gaps (minutes to hours, so split points land anywhere) and times before 1970.
+        let mut bars = Bars::default();
+        let mut t = -86_400 * 3 - 7 * 60;
+        for i in 0..(PARALLEL_MIN_BARS + 5_000) {
+            let x = 50.0 + (i as f64 * 0.003).cos();
+            bars.push(
+                t,
+                x,
+                x + 0.5,
+                x - 0.5,
+                x + 0.1,
+                0.1 + (i % 17) as f64 * 0.37,
+            );
+            t += 60 * (1 + (i * 7919 % 13) as i64 + if i % 997 == 0 { 240 } else { 0 });
+        }
+        let many = resample_many(&bars, &tfs);
+        for (got, &tf) in many.iter().zip(&tfs) {
+            let want = resample(&bars, tf);
+            assert!(
+                got.len() == want.len()
+                    && got.ts == want.ts
+                    && [
+                        (&got.open, &want.open),
+                        (&got.high, &want.high),
+                        (&got.low, &want.low),
+                        (&got.close, &want.close),
+                        (&got.volume, &want.volume),
+                    ]
+                    .iter()
+                    .all(|(a, b)| a
+                        .iter()
+                        .zip(b.iter())
+                        .all(|(x, y)| x.to_bits() == y.to_bits())),
+                "{tf}: fused and split differs from one by one"
+            );
+        }
     }
 
     #[test]
