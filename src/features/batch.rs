@@ -185,57 +185,90 @@ pub fn for_each_block<E>(
         t => t.min(MAX_THREADS),
     };
     let step = threads * STREAM_CHUNK;
-    let mut buf = vec![0.0; step.min(n) * N_FEATURES];
-    let mut label_buf: Vec<Option<u8>> = Vec::with_capacity(step.min(n));
+    // Two buffers: the workers fill one while the sink, on this thread, reads the other.
+    let mut ready = vec![0.0; step.min(n) * N_FEATURES];
+    let mut next = vec![0.0; step.min(n) * N_FEATURES];
     let mut scratches: Vec<Scratch> = (0..threads).map(|_| Scratch::new()).collect();
-    let (b12, b26) = (ema_beta(12.0), ema_beta(26.0));
-    let mut ema = EmaState::default();
+    let mut label_buf: Vec<Option<u8>> = Vec::with_capacity(step.min(n));
+    if n == 0 {
+        return Ok(());
+    }
+    let mut ema = fill_step(
+        cols,
+        0,
+        step.min(n),
+        &mut ready,
+        EmaState::default(),
+        &mut scratches,
+    );
     let mut s0 = 0;
     while s0 < n {
         let s1 = (s0 + step).min(n);
-        let out = &mut buf[..(s1 - s0) * N_FEATURES];
-        if s1 - s0 <= STREAM_CHUNK {
-            ema = fill_range(cols, s0, s1, out, ema, &mut scratches[0]);
-        } else {
-            // One chunk per worker; a worker first runs the EMA chain over the rows before its
-            // chunk (the same operations, so the same bits), then fills its chunk.
-            let start = ema;
-            let mut ends = vec![EmaState::default(); scratches.len()];
-            rayon::scope(|scope| {
-                let chunks = out.chunks_mut(STREAM_CHUNK * N_FEATURES);
-                for (k, ((part, scratch), end)) in chunks
-                    .zip(scratches.iter_mut())
-                    .zip(ends.iter_mut())
-                    .enumerate()
-                {
-                    let r0 = s0 + k * STREAM_CHUNK;
-                    let r1 = (r0 + STREAM_CHUNK).min(s1);
-                    scope.spawn(move |_| {
-                        let mut e = start;
-                        for &c in &cols.close[s0..r0] {
-                            e.step(c, b12, b26);
-                        }
-                        *end = fill_range(cols, r0, r1, part, e, scratch);
-                    });
-                }
+        let s2 = (s1 + step).min(n);
+        let mut result = Ok(());
+        let mut next_ema = ema;
+        rayon::in_place_scope(|scope| {
+            if s1 < s2 {
+                let (buf, scratches, end) = (&mut next, &mut scratches, &mut next_ema);
+                scope.spawn(move |_| *end = fill_step(cols, s1, s2, buf, ema, scratches));
+            }
+            label_buf.clear();
+            label_buf.extend((s0..s1).map(|t| {
+                t.checked_add(horizon)
+                    .and_then(|u| bars.close.get(u))
+                    .map(|&future| u8::from(future > cols.close[t]))
+            }));
+            result = sink(FeatureBlock {
+                first_row: s0,
+                features: &ready[..(s1 - s0) * N_FEATURES],
+                labels: &label_buf,
             });
-            let used = (s1 - s0).div_ceil(STREAM_CHUNK);
-            ema = ends[used - 1];
-        }
-        label_buf.clear();
-        label_buf.extend((s0..s1).map(|t| {
-            t.checked_add(horizon)
-                .and_then(|u| bars.close.get(u))
-                .map(|&future| u8::from(future > cols.close[t]))
-        }));
-        sink(FeatureBlock {
-            first_row: s0,
-            features: out,
-            labels: &label_buf,
-        })?;
+        });
+        result?;
+        std::mem::swap(&mut ready, &mut next);
+        ema = next_ema;
         s0 = s1;
     }
     Ok(())
+}
+
+/// Fills rows `s0..s1` (at most `scratches.len()` chunks of [`STREAM_CHUNK`]) into the front of
+/// `buf`, one chunk per worker, and returns the EMA state after `s1 - 1`; `ema` is the state before
+/// `s0`. A worker first runs the EMA chain over the rows before its chunk (the same operations, so
+/// the same bits), then fills its chunk.
+fn fill_step(
+    cols: Cols<'_>,
+    s0: usize,
+    s1: usize,
+    buf: &mut [f64],
+    ema: EmaState,
+    scratches: &mut [Scratch],
+) -> EmaState {
+    let out = &mut buf[..(s1 - s0) * N_FEATURES];
+    if s1 - s0 <= STREAM_CHUNK {
+        return fill_range(cols, s0, s1, out, ema, &mut scratches[0]);
+    }
+    let (b12, b26) = (ema_beta(12.0), ema_beta(26.0));
+    let mut ends = vec![EmaState::default(); scratches.len()];
+    rayon::scope(|scope| {
+        let chunks = out.chunks_mut(STREAM_CHUNK * N_FEATURES);
+        for (k, ((part, scratch), end)) in chunks
+            .zip(scratches.iter_mut())
+            .zip(ends.iter_mut())
+            .enumerate()
+        {
+            let r0 = s0 + k * STREAM_CHUNK;
+            let r1 = (r0 + STREAM_CHUNK).min(s1);
+            scope.spawn(move |_| {
+                let mut e = ema;
+                for &c in &cols.close[s0..r0] {
+                    e.step(c, b12, b26);
+                }
+                *end = fill_range(cols, r0, r1, part, e, scratch);
+            });
+        }
+    });
+    ends[(s1 - s0).div_ceil(STREAM_CHUNK) - 1]
 }
 
 /// Fills `out` (n rows) using `threads` contiguous row ranges.
