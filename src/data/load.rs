@@ -871,7 +871,7 @@ type Row = (i64, [f64; 5]);
 // ---------------------------------------------------------------------------------------------
 // Fast path: `YYYY-MM-DDTHH:MM:SSZ` or an integer, then five plain numbers; `None` on anything else.
 
-#[inline]
+#[inline(always)]
 fn parse_row_fast(line: &[u8], ncols: usize, dates: &mut DateCache) -> Option<Row> {
     let (ts, mut pos) = fast_ts(line, dates)?;
     // Each value is `num / den`: a plain decimal gives its exact mantissa and power of ten, so the
@@ -988,7 +988,7 @@ impl DateCache {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn fast_ts(line: &[u8], dates: &mut DateCache) -> Option<(i64, usize)> {
     if line.len() > 20
         && line[19] == b'Z'
