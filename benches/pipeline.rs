@@ -123,10 +123,11 @@ impl Output {
     }
 }
 
-/// The same work with the features streamed block by block (`features::for_each_block`) into a
-/// consumer, as `trainerctl features` writes them: the bars and the resampled bars are held, the
-/// feature matrices never are.
-fn pipeline_streamed(path: &Path) -> (Timing, usize, Digest) {
+/// Loads `path` and resamples it to 5m/15m/1h; then `features(bars, resampled)`; timed per phase.
+fn timed<R>(
+    path: &Path,
+    features: impl FnOnce(&Bars, &[Bars]) -> R,
+) -> (Timing, Bars, Vec<Bars>, R) {
     let t0 = Instant::now();
     let (bars, _report) = data::load_csv(path, &LoadOptions::default())
         .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()));
@@ -134,14 +135,7 @@ fn pipeline_streamed(path: &Path) -> (Timing, usize, Digest) {
     let coarse = [Timeframe::M5, Timeframe::M15, Timeframe::H1];
     let resampled = data::resample_many(&bars, &coarse);
     let t2 = Instant::now();
-    let mut digest = Digest::default();
-    for b in std::iter::once(&bars).chain(&resampled) {
-        features::for_each_block(b, 1, 0, |blk| {
-            digest.add(blk.features, blk.labels);
-            Ok::<(), ()>(())
-        })
-        .expect("the digest never fails");
-    }
+    let out = features(&bars, &resampled);
     let t3 = Instant::now();
     let secs = |a: Instant, b: Instant| (b - a).as_secs_f64();
     let timing = Timing {
@@ -150,29 +144,35 @@ fn pipeline_streamed(path: &Path) -> (Timing, usize, Digest) {
         features: secs(t2, t3),
         total: secs(t0, t3),
     };
+    (timing, bars, resampled, out)
+}
+
+/// The same work with the features streamed block by block (`features::for_each_block`) into a
+/// consumer, as `trainerctl features` writes them: the bars and the resampled bars are held, the
+/// feature matrices never are.
+fn pipeline_streamed(path: &Path) -> (Timing, usize, Digest) {
+    let (timing, bars, _resampled, digest) = timed(path, |bars, resampled| {
+        let mut digest = Digest::default();
+        for b in std::iter::once(bars).chain(resampled) {
+            features::for_each_block(b, 1, 0, |blk| {
+                digest.add(blk.features, blk.labels);
+                Ok::<(), ()>(())
+            })
+            .expect("the digest never fails");
+        }
+        digest
+    });
     (timing, bars.len(), digest)
 }
 
 /// load + resample to 5m/15m/1h + features and labels on all four timeframes, all held.
 fn pipeline(path: &Path) -> (Timing, Output) {
-    let t0 = Instant::now();
-    let (bars, _report) = data::load_csv(path, &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()));
-    let t1 = Instant::now();
-    let coarse = [Timeframe::M5, Timeframe::M15, Timeframe::H1];
-    let resampled = data::resample_many(&bars, &coarse);
-    let t2 = Instant::now();
-    let all: Vec<&Bars> = std::iter::once(&bars).chain(&resampled).collect();
-    let features: Vec<Array2<f64>> = all.iter().map(|b| features::compute(b)).collect();
-    let labels: Vec<Vec<Option<u8>>> = all.iter().map(|b| features::labels(b, 1)).collect();
-    let t3 = Instant::now();
-    let secs = |a: Instant, b: Instant| (b - a).as_secs_f64();
-    let timing = Timing {
-        load: secs(t0, t1),
-        resample: secs(t1, t2),
-        features: secs(t2, t3),
-        total: secs(t0, t3),
-    };
+    let (timing, bars, resampled, (features, labels)) = timed(path, |bars, resampled| {
+        let all: Vec<&Bars> = std::iter::once(bars).chain(resampled).collect();
+        let features: Vec<Array2<f64>> = all.iter().map(|b| features::compute(b)).collect();
+        let labels: Vec<Vec<Option<u8>>> = all.iter().map(|b| features::labels(b, 1)).collect();
+        (features, labels)
+    });
     (
         timing,
         Output {

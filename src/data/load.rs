@@ -434,6 +434,19 @@ struct Cols<'a> {
     v: &'a mut [f64],
 }
 
+impl Cols<'_> {
+    /// Writes row `k`.
+    #[inline(always)]
+    fn put(&mut self, k: usize, t: i64, [o, h, l, c, v]: [f64; 5]) {
+        self.ts[k] = t;
+        self.o[k] = o;
+        self.h[k] = h;
+        self.l[k] = l;
+        self.c[k] = c;
+        self.v[k] = v;
+    }
+}
+
 #[derive(Default)]
 struct ChunkOut {
     kept: usize,
@@ -762,7 +775,7 @@ fn parse_chunk(
     ncols: usize,
     policy: OnBadRow,
     mut prev: Option<i64>,
-    col: Cols<'_>,
+    mut col: Cols<'_>,
 ) -> ChunkOut {
     let mut out = ChunkOut::default();
     let mut pos = 0usize;
@@ -782,13 +795,7 @@ fn parse_chunk(
         if k < cap {
             if let Some((t, vals)) = parse_row_fast(line, ncols, &mut dates) {
                 if prev.is_none_or(|p| t > p) && values_ok(&vals) {
-                    let [ov, hv, lv, cv, vv] = vals;
-                    col.ts[k] = t;
-                    col.o[k] = ov;
-                    col.h[k] = hv;
-                    col.l[k] = lv;
-                    col.c[k] = cv;
-                    col.v[k] = vv;
+                    col.put(k, t, vals);
                     k += 1;
                     if out.first_ts.is_none() {
                         out.first_ts = Some(t);
@@ -827,13 +834,8 @@ fn parse_chunk(
             }
         });
         match verdict {
-            Ok((t, [ov, hv, lv, cv, vv])) if k < cap => {
-                col.ts[k] = t;
-                col.o[k] = ov;
-                col.h[k] = hv;
-                col.l[k] = lv;
-                col.c[k] = cv;
-                col.v[k] = vv;
+            Ok((t, vals)) if k < cap => {
+                col.put(k, t, vals);
                 k += 1;
                 if out.first_ts.is_none() {
                     out.first_ts = Some(t);
