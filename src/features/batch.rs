@@ -166,12 +166,13 @@ impl FeatureBlock<'_> {
 }
 
 /// Computes the features and labels of `bars` block by block, in order, and hands each block to
-/// `sink`, never holding more than `threads * 16384` rows. For consumers that do not need the whole
-/// matrix at once (writing it out, folding it into statistics): the memory stays a few MiB whatever
-/// the input length, and the values are bit-identical to [`compute`] and [`labels`].
+/// `sink`, never holding more than two steps of `threads * 16384` rows (the one the sink reads and
+/// the next, which the workers compute meanwhile). For consumers that do not need the whole matrix
+/// at once (writing it out, folding it into statistics): the memory stays a few MiB whatever the
+/// input length, and the values are bit-identical to [`compute`] and [`labels`].
 ///
-/// `threads` = 0 picks one per core for long inputs; the result does not depend on it. The first
-/// error of `sink` stops the computation and is returned.
+/// `threads` = 0 picks one per core for long inputs; the result does not depend on it. The sink
+/// runs on the calling thread. The first error of `sink` stops the computation and is returned.
 pub fn for_each_block<E>(
     bars: &Bars,
     horizon: usize,

@@ -348,4 +348,39 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn streamed_blocks_write_the_same_bytes() {
+        let mut bars = crate::data::Bars::default();
+        for i in 0..40_000i64 {
+            let c = 100.0 + (i as f64 * 0.05).sin() * 3.0;
+            bars.push(
+                1_704_067_200 + 60 * i,
+                c,
+                c + 0.5,
+                c - 0.5,
+                c + 0.1,
+                1.0 + (i % 9) as f64,
+            );
+        }
+        let mut whole = Vec::new();
+        let x = super::super::compute(&bars);
+        let y = super::super::labels(&bars, 1);
+        write_features_csv(&mut whole, &bars.ts, x.view(), &y).expect("writes");
+        let mut streamed = Vec::new();
+        let mut w = FeatureCsvWriter::new(&mut streamed).expect("header");
+        super::super::for_each_block(&bars, 1, 2, |block| w.write_block(&bars.ts, block))
+            .expect("writes");
+        w.finish().expect("flush");
+        assert!(
+            whole == streamed,
+            "streamed CSV differs from the whole-matrix CSV"
+        );
+        // A block from another series does not fit these timestamps.
+        let mut w = FeatureCsvWriter::new(Vec::new()).expect("header");
+        let err =
+            super::super::for_each_block(&bars, 1, 1, |block| w.write_block(&bars.ts[..10], block))
+                .expect_err("too few timestamps");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
 }
