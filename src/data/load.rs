@@ -485,6 +485,8 @@ struct BodyState {
     rows_read: u64,
     /// The first bad row skipped, as `line N: problem`.
     first_bad: Option<String>,
+    /// Length of the whole body, for sizing the columns from the first window.
+    body_len: usize,
 }
 
 /// Parses the body (the lines after the header) window by window into bars, telling `hook` about
@@ -498,25 +500,7 @@ fn parse_body(
     report: &mut LoadReport,
     hook: &(dyn Fn(Window, &[u8]) + Sync),
 ) -> Result<Bars> {
-    // Columns sized up front for the rows the file probably holds (by the first window's bytes per
-    // line, plus 2%). Zeroed allocations are fresh pages the kernel zeroes on first touch, so the
-    // parser threads fault them in in parallel; growing them later would zero-fill on this thread.
-    let head = &body[..body.len().min(WINDOW_BYTES)];
-    hook(Window::Next, head);
-    let head_lines = (count_newlines(head) + usize::from(!head.ends_with(b"\n"))).max(1);
-    let estimate = if head.len() == body.len() {
-        head_lines
-    } else {
-        (body.len() as f64 / head.len() as f64 * head_lines as f64 * 1.02) as usize + 1024
-    };
-    let mut bars = Bars {
-        ts: vec![0; estimate],
-        open: vec![0.0; estimate],
-        high: vec![0.0; estimate],
-        low: vec![0.0; estimate],
-        close: vec![0.0; estimate],
-        volume: vec![0.0; estimate],
-    };
+    let mut bars = Bars::default();
     let mut state = BodyState {
         kept: 0,
         line: first_line,
@@ -524,6 +508,7 @@ fn parse_body(
         skipped: BTreeMap::new(),
         rows_read: 0,
         first_bad: None,
+        body_len: body.len(),
     };
     let mut rest = body;
     while !rest.is_empty() {
@@ -603,6 +588,26 @@ fn parse_window(
     state.rows_read += total as u64;
 
     let base = state.kept;
+    if bars.ts.is_empty() {
+        // First window: columns sized for the rows the whole body probably holds (by this
+        // window's bytes per line, plus 2%). Zeroed allocations are fresh pages the kernel zeroes
+        // on first touch, so the parser threads fault them in in parallel; growing them later
+        // would zero-fill on this thread.
+        let estimate = if window.len() >= state.body_len {
+            total
+        } else {
+            let per_byte = total as f64 / window.len().max(1) as f64;
+            ((state.body_len as f64 * per_byte * 1.02) as usize + 1024).max(total)
+        };
+        *bars = Bars {
+            ts: vec![0; estimate],
+            open: vec![0.0; estimate],
+            high: vec![0.0; estimate],
+            low: vec![0.0; estimate],
+            close: vec![0.0; estimate],
+            volume: vec![0.0; estimate],
+        };
+    }
     let Bars {
         ts,
         open: o,
