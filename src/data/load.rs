@@ -557,8 +557,10 @@ fn parse_window(
     state: &mut BodyState,
     hook: &(dyn Fn(Window, &[u8]) + Sync),
 ) -> Result<()> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let nchunks = threads.min(window.len() / MIN_CHUNK_BYTES).max(1);
+    // One chunk per thread of the rayon pool that parses them.
+    let nchunks = rayon::current_num_threads()
+        .min(window.len() / MIN_CHUNK_BYTES)
+        .max(1);
     // Line-aligned chunk boundaries: every chunk but the window's last ends with its '\n'.
     let mut bounds = Vec::with_capacity(nchunks + 1);
     bounds.push(0usize);

@@ -127,14 +127,17 @@ pub fn compute_into_with_threads(bars: &Bars, out: &mut [f64], threads: usize) -
 /// Next-bar labels over `horizon` bars: `Some(1)` when `close[t + horizon] > close[t]`, `Some(0)`
 /// otherwise, `None` for the last `horizon` bars, which have no future close.
 pub fn labels(bars: &Bars, horizon: usize) -> Vec<Option<u8>> {
-    let c = &bars.close;
-    (0..c.len())
-        .map(|t| {
-            t.checked_add(horizon)
-                .and_then(|u| c.get(u))
-                .map(|&future| u8::from(future > c[t]))
-        })
+    (0..bars.close.len())
+        .map(|t| label_at(&bars.close, t, horizon))
         .collect()
+}
+
+/// The label of bar `t` (`t < close.len()`), as [`labels`] defines it.
+#[inline]
+fn label_at(close: &[f64], t: usize, horizon: usize) -> Option<u8> {
+    t.checked_add(horizon)
+        .and_then(|u| close.get(u))
+        .map(|&future| u8::from(future > close[t]))
 }
 
 /// Rows one thread computes per step of [`for_each_block`]: enough to amortise handing work to a
@@ -198,6 +201,7 @@ pub fn for_each_block<E>(
         cols,
         0,
         step.min(n),
+        STREAM_CHUNK,
         &mut ready,
         EmaState::default(),
         &mut scratches,
@@ -211,14 +215,12 @@ pub fn for_each_block<E>(
         rayon::in_place_scope(|scope| {
             if s1 < s2 {
                 let (buf, scratches, end) = (&mut next, &mut scratches, &mut next_ema);
-                scope.spawn(move |_| *end = fill_step(cols, s1, s2, buf, ema, scratches));
+                scope.spawn(move |_| {
+                    *end = fill_step(cols, s1, s2, STREAM_CHUNK, buf, ema, scratches)
+                });
             }
             label_buf.clear();
-            label_buf.extend((s0..s1).map(|t| {
-                t.checked_add(horizon)
-                    .and_then(|u| bars.close.get(u))
-                    .map(|&future| u8::from(future > cols.close[t]))
-            }));
+            label_buf.extend((s0..s1).map(|t| label_at(&bars.close, t, horizon)));
             result = sink(FeatureBlock {
                 first_row: s0,
                 features: &ready[..(s1 - s0) * N_FEATURES],
@@ -233,33 +235,35 @@ pub fn for_each_block<E>(
     Ok(())
 }
 
-/// Fills rows `s0..s1` (at most `scratches.len()` chunks of [`STREAM_CHUNK`]) into the front of
-/// `buf`, one chunk per worker, and returns the EMA state after `s1 - 1`; `ema` is the state before
-/// `s0`. A worker first runs the EMA chain over the rows before its chunk (the same operations, so
-/// the same bits), then fills its chunk.
+/// Fills rows `s0..s1` (at most `scratches.len()` chunks of `chunk` rows) into the front of `buf`,
+/// one chunk per worker, and returns the EMA state after `s1 - 1`; `ema` is the state before `s0`.
+/// A worker first runs the EMA chain over the rows before its chunk (the same operations, so the
+/// same bits), then fills its chunk.
 fn fill_step(
     cols: Cols<'_>,
     s0: usize,
     s1: usize,
+    chunk: usize,
     buf: &mut [f64],
     ema: EmaState,
     scratches: &mut [Scratch],
 ) -> EmaState {
     let out = &mut buf[..(s1 - s0) * N_FEATURES];
-    if s1 - s0 <= STREAM_CHUNK {
+    let chunk = chunk.max(1);
+    if s1 - s0 <= chunk {
         return fill_range(cols, s0, s1, out, ema, &mut scratches[0]);
     }
     let (b12, b26) = (ema_beta(12.0), ema_beta(26.0));
     let mut ends = vec![EmaState::default(); scratches.len()];
     rayon::scope(|scope| {
-        let chunks = out.chunks_mut(STREAM_CHUNK * N_FEATURES);
+        let chunks = out.chunks_mut(chunk * N_FEATURES);
         for (k, ((part, scratch), end)) in chunks
             .zip(scratches.iter_mut())
             .zip(ends.iter_mut())
             .enumerate()
         {
-            let r0 = s0 + k * STREAM_CHUNK;
-            let r1 = (r0 + STREAM_CHUNK).min(s1);
+            let r0 = s0 + k * chunk;
+            let r1 = (r0 + chunk).min(s1);
             scope.spawn(move |_| {
                 let mut e = ema;
                 for &c in &cols.close[s0..r0] {
@@ -269,47 +273,24 @@ fn fill_step(
             });
         }
     });
-    ends[(s1 - s0).div_ceil(STREAM_CHUNK) - 1]
+    ends[(s1 - s0).div_ceil(chunk) - 1]
 }
 
 /// Fills `out` (n rows) using `threads` contiguous row ranges.
 fn fill(cols: Cols<'_>, out: &mut [f64], threads: usize) {
     let n = cols.len();
     let threads = threads.clamp(1, n.max(1));
-    if threads == 1 {
-        let mut scratch = Scratch::new();
-        let _ = fill_range(cols, 0, n, out, EmaState::default(), &mut scratch);
-        return;
-    }
-    // Row range of each thread, and the EMA state at each range's start.
-    let per = n.div_ceil(threads);
-    let starts: Vec<usize> = (0..threads).map(|k| (k * per).min(n)).collect();
-    let mut states = Vec::with_capacity(threads);
-    let (b12, b26) = (ema_beta(12.0), ema_beta(26.0));
-    let mut ema = EmaState::default();
-    let mut t = 0;
-    for &s in &starts {
-        while t < s {
-            ema.step(cols.close[t], b12, b26);
-            t += 1;
-        }
-        states.push(ema);
-    }
     tracing::debug!(rows = n, threads, "computing features");
-    std::thread::scope(|scope| {
-        let mut rest = out;
-        for k in 0..threads {
-            let r0 = starts[k];
-            let r1 = if k + 1 < threads { starts[k + 1] } else { n };
-            let (mine, tail) = rest.split_at_mut((r1 - r0) * N_FEATURES);
-            rest = tail;
-            let state = states[k];
-            scope.spawn(move || {
-                let mut scratch = Scratch::new();
-                let _ = fill_range(cols, r0, r1, mine, state, &mut scratch);
-            });
-        }
-    });
+    let mut scratches: Vec<Scratch> = (0..threads).map(|_| Scratch::new()).collect();
+    let _ = fill_step(
+        cols,
+        0,
+        n,
+        n.div_ceil(threads),
+        out,
+        EmaState::default(),
+        &mut scratches,
+    );
 }
 
 /// Column-major scratch of one block.

@@ -225,16 +225,6 @@ impl<W: Write> FeatureCsvWriter<W> {
         // Formatting 17 significant digits is the cost here (the features themselves are ~20x
         // cheaper): long blocks are formatted in parallel parts, written in order.
         const PART: usize = 2048;
-        if rows <= PART {
-            for (i, (&t, &label)) in ts.iter().zip(block.labels).enumerate() {
-                let row: &[f64; N_FEATURES] = block
-                    .row(i)
-                    .try_into()
-                    .expect("a block row holds N_FEATURES values");
-                self.write_row(t, row, label)?;
-            }
-            return Ok(());
-        }
         use rayon::prelude::*;
         let parts: Vec<String> = (0..rows.div_ceil(PART))
             .into_par_iter()
