@@ -956,13 +956,8 @@ fn on_progress(state: &mut SupervisorState, trainer: usize, job: JobId, progress
     );
 }
 
-fn job_trained(
-    myself: &ActorRef<SupervisorMsg>,
-    state: &mut SupervisorState,
-    trainer: usize,
-    job: JobId,
-    trained: Trained,
-) {
+/// Trainer `trainer` is done with `job` (trained, failed or cancelled): its slot takes new work.
+fn free_slot(state: &mut SupervisorState, trainer: usize, job: JobId) {
     let slot = &mut state.slots[trainer];
     if slot.job == Some(job) {
         slot.job = None;
@@ -970,6 +965,16 @@ fn job_trained(
             slot.state = SlotState::Idle;
         }
     }
+}
+
+fn job_trained(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    trainer: usize,
+    job: JobId,
+    trained: Trained,
+) {
+    free_slot(state, trainer, job);
     if let Some(entry) = state.jobs.get_mut(&job) {
         if entry.state == JobState::Running && entry.cancelled {
             // Cancelled while its fit finished: not stored.
@@ -995,13 +1000,7 @@ fn job_cancelled(
     trainer: usize,
     job: JobId,
 ) {
-    let slot = &mut state.slots[trainer];
-    if slot.job == Some(job) {
-        slot.job = None;
-        if slot.state == SlotState::Busy {
-            slot.state = SlotState::Idle;
-        }
-    }
+    free_slot(state, trainer, job);
     if let Some(entry) = state.jobs.get_mut(&job) {
         if !entry.state.is_terminal() {
             entry.state = JobState::Failed;
