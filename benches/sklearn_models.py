@@ -42,20 +42,8 @@ import os
 import sys
 import time
 
-FEATURES = [
-    "price_change",
-    "high_low_ratio",
-    "open_close_ratio",
-    "ma_5",
-    "ma_10",
-    "ma_20",
-    "volatility_5",
-    "volatility_10",
-    "volume_ma_5",
-    "volume_ratio",
-    "rsi",
-    "macd",
-]
+from pandas_features import FEATURES  # same folder: the one list of the 12 feature names
+
 ALL_MODELS = ("rf", "gb", "lgbm")
 
 
