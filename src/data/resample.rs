@@ -57,60 +57,310 @@ impl std::fmt::Display for Timeframe {
 /// Resamples `bars` (strictly increasing timestamps, normally 1m) into `tf` buckets.
 ///
 /// [`Timeframe::M1`] returns a clone. Input that is already coarser than `tf` passes through
-/// bucket by bucket with the same rules.
+/// bucket by bucket with the same rules. Long inputs are cut at multiples of the timeframe and
+/// the parts resampled in parallel on the current rayon pool; no bucket spans two parts, so the
+/// result does not depend on the number of threads.
 pub fn resample(bars: &super::Bars, tf: Timeframe) -> super::Bars {
-    if tf == Timeframe::M1 {
-        return bars.clone();
-    }
-    let step = tf.seconds();
-    let n = bars.len();
-    let mut out = super::Bars::with_capacity(n / (step / 60).max(1) as usize + 2);
-    let mut i = 0;
-    while i < n {
-        let bucket = bars.ts[i].div_euclid(step) * step;
-        let end = bucket.saturating_add(step);
-        let open = bars.open[i];
-        let (mut high, mut low, mut close, mut volume) =
-            (bars.high[i], bars.low[i], bars.close[i], bars.volume[i]);
-        // Kahan-compensated volume sum, in pandas' order (`groupby(...).sum()` compensates too),
-        // so resampled volumes are bit-identical to the reference's.
-        let mut compensation = 0.0;
-        i += 1;
-        while i < n && bars.ts[i] < end {
-            high = high.max(bars.high[i]);
-            low = low.min(bars.low[i]);
-            close = bars.close[i];
-            let y = bars.volume[i] - compensation;
-            let t = volume + y;
-            compensation = (t - volume) - y;
-            volume = t;
-            i += 1;
-        }
-        out.push(bucket, open, high, low, close, volume);
-    }
-    out
+    resample_many(bars, &[tf])
+        .pop()
+        .expect("one timeframe gives one output")
 }
 
-/// Below this many bars, [`resample_many`] resamples on the calling thread.
+/// Below this many bars, resampling runs on the calling thread.
 const PARALLEL_MIN_BARS: usize = 1 << 18;
 
-/// [`resample`] to each of `tfs`, in that order; one thread per timeframe for long inputs (each
-/// pass reads the whole input, so they overlap well). The result is the same as calling
-/// [`resample`] for each.
+/// [`resample`] to each of `tfs`, in that order, in one pass over the input: every bar updates
+/// the open bucket of each timeframe (their volume sums are independent dependency chains the CPU
+/// overlaps). Long inputs are cut at multiples of all the timeframes (1 h for 5m/15m/1h) into one
+/// part per thread of the current rayon pool; each part writes its buckets into its own region of
+/// the outputs. The result is bit for bit that of resampling each timeframe on its own.
 pub fn resample_many(bars: &super::Bars, tfs: &[Timeframe]) -> Vec<super::Bars> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if tfs.len() < 2 || threads < 2 || bars.len() < PARALLEL_MIN_BARS {
-        return tfs.iter().map(|&tf| resample(bars, tf)).collect();
+    let coarse: Vec<i64> = tfs
+        .iter()
+        .filter(|&&tf| tf != Timeframe::M1)
+        .map(|tf| tf.seconds())
+        .collect();
+    let mut done = resample_steps(bars, &coarse).into_iter();
+    tfs.iter()
+        .map(|&tf| match tf {
+            Timeframe::M1 => bars.clone(),
+            _ => done.next().expect("one output per coarse timeframe"),
+        })
+        .collect()
+}
+
+/// Row ranges of the parts: cut where a bucket of every step starts (a multiple of `lcm`).
+fn parts(ts: &[i64], lcm: Option<i64>) -> Vec<std::ops::Range<usize>> {
+    let n = ts.len();
+    let threads = rayon::current_num_threads();
+    let Some(lcm) = lcm.filter(|_| n >= PARALLEL_MIN_BARS && threads > 1) else {
+        return vec![0..n];
+    };
+    let mut cuts = vec![0usize];
+    for j in 1..threads {
+        let at = ts[n * j / threads].div_euclid(lcm).saturating_mul(lcm);
+        let cut = ts.partition_point(|&t| t < at);
+        if cut > *cuts.last().unwrap_or(&0) && cut < n {
+            cuts.push(cut);
+        }
     }
-    std::thread::scope(|s| {
-        let hs: Vec<_> = tfs
+    cuts.push(n);
+    cuts.windows(2).map(|w| w[0]..w[1]).collect()
+}
+
+/// Resamples to each bucket length in `steps` (seconds), in parallel parts for long inputs.
+fn resample_steps(bars: &super::Bars, steps: &[i64]) -> Vec<super::Bars> {
+    use rayon::prelude::*;
+    if steps.is_empty() {
+        return Vec::new();
+    }
+    if steps.len() > MAX_FUSED {
+        return steps
             .iter()
-            .map(|&tf| s.spawn(move || resample(bars, tf)))
+            .map(|&s| resample_steps(bars, &[s]).remove(0))
             .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("resampling does not panic"))
-            .collect()
-    })
+    }
+    let lcm = steps.iter().try_fold(1i64, |a, &s| {
+        let g = gcd(a, s);
+        (a / g).checked_mul(s)
+    });
+    let parts = parts(&bars.ts, lcm);
+    // Per part and step, an upper bound of its buckets: its rows, and its time span in buckets.
+    let bound = |r: &std::ops::Range<usize>, step: i64| -> usize {
+        if r.is_empty() {
+            return 0;
+        }
+        let first = bars.ts[r.start].div_euclid(step);
+        let last = bars.ts[r.end - 1].div_euclid(step);
+        let span = usize::try_from(last.saturating_sub(first)).unwrap_or(usize::MAX);
+        r.len().min(span.saturating_add(1))
+    };
+    let bounds: Vec<Vec<usize>> = steps
+        .iter()
+        .map(|&s| parts.iter().map(|r| bound(r, s)).collect())
+        .collect();
+    // Zeroed columns: fresh pages, faulted in by the part that writes them.
+    let mut outs: Vec<super::Bars> = bounds
+        .iter()
+        .map(|b| {
+            let len: usize = b.iter().sum();
+            super::Bars {
+                ts: vec![0; len],
+                open: vec![0.0; len],
+                high: vec![0.0; len],
+                low: vec![0.0; len],
+                close: vec![0.0; len],
+                volume: vec![0.0; len],
+            }
+        })
+        .collect();
+    // Each part's regions of every output.
+    let mut regions: Vec<Vec<Out<'_>>> = (0..parts.len()).map(|_| Vec::new()).collect();
+    for (out, b) in outs.iter_mut().zip(&bounds) {
+        for (p, r) in Out::split(out, b).into_iter().enumerate() {
+            regions[p].push(r);
+        }
+    }
+    let run = |(r, outs): (&std::ops::Range<usize>, Vec<Out<'_>>)| -> Vec<usize> {
+        match steps.len() {
+            1 => fused::<1>(bars, r.clone(), steps, outs).to_vec(),
+            2 => fused::<2>(bars, r.clone(), steps, outs).to_vec(),
+            3 => fused::<3>(bars, r.clone(), steps, outs).to_vec(),
+            _ => fused::<MAX_FUSED>(bars, r.clone(), steps, outs).to_vec(),
+        }
+    };
+    let counts: Vec<Vec<usize>> = if parts.len() == 1 {
+        parts.iter().zip(regions).map(run).collect()
+    } else {
+        parts.par_iter().zip(regions).map(run).collect()
+    };
+    // Close the gaps a part leaves when it has fewer buckets than its bound.
+    for (k, out) in outs.iter_mut().enumerate() {
+        let mut write = 0usize;
+        let mut start = 0usize;
+        for (p, c) in counts.iter().enumerate() {
+            let n = c[k];
+            if write != start && n > 0 {
+                for col in [
+                    &mut out.open,
+                    &mut out.high,
+                    &mut out.low,
+                    &mut out.close,
+                    &mut out.volume,
+                ] {
+                    col.copy_within(start..start + n, write);
+                }
+                out.ts.copy_within(start..start + n, write);
+            }
+            write += n;
+            start += bounds[k][p];
+        }
+        out.ts.truncate(write);
+        for col in [
+            &mut out.open,
+            &mut out.high,
+            &mut out.low,
+            &mut out.close,
+            &mut out.volume,
+        ] {
+            col.truncate(write);
+        }
+    }
+    outs
+}
+
+fn gcd(mut a: i64, mut b: i64) -> i64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.abs().max(1)
+}
+
+/// Most timeframes resampled in one pass (more are done one pass each).
+const MAX_FUSED: usize = 4;
+
+/// A region of an output's columns that one part writes.
+struct Out<'a> {
+    ts: &'a mut [i64],
+    o: &'a mut [f64],
+    h: &'a mut [f64],
+    l: &'a mut [f64],
+    c: &'a mut [f64],
+    v: &'a mut [f64],
+}
+
+impl<'a> Out<'a> {
+    /// Cuts `bars`' columns into consecutive regions of the given lengths.
+    fn split(bars: &'a mut super::Bars, lens: &[usize]) -> Vec<Out<'a>> {
+        let (mut ts, mut o, mut h, mut l, mut c, mut v) = (
+            &mut bars.ts[..],
+            &mut bars.open[..],
+            &mut bars.high[..],
+            &mut bars.low[..],
+            &mut bars.close[..],
+            &mut bars.volume[..],
+        );
+        let mut out = Vec::with_capacity(lens.len());
+        for &n in lens {
+            let (a, rest) = std::mem::take(&mut ts).split_at_mut(n);
+            ts = rest;
+            let (ao, rest) = std::mem::take(&mut o).split_at_mut(n);
+            o = rest;
+            let (ah, rest) = std::mem::take(&mut h).split_at_mut(n);
+            h = rest;
+            let (al, rest) = std::mem::take(&mut l).split_at_mut(n);
+            l = rest;
+            let (ac, rest) = std::mem::take(&mut c).split_at_mut(n);
+            c = rest;
+            let (av, rest) = std::mem::take(&mut v).split_at_mut(n);
+            v = rest;
+            out.push(Out {
+                ts: a,
+                o: ao,
+                h: ah,
+                l: al,
+                c: ac,
+                v: av,
+            });
+        }
+        out
+    }
+}
+
+/// The open bucket of one timeframe.
+#[derive(Clone, Copy, Default)]
+struct Open {
+    step: i64,
+    bucket: i64,
+    end: i64,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+    /// Kahan compensation of the volume sum.
+    comp: f64,
+}
+
+impl Open {
+    #[inline(always)]
+    fn start(step: i64, t: i64, [o, h, l, c, v]: [f64; 5]) -> Open {
+        let bucket = t.div_euclid(step) * step;
+        Open {
+            step,
+            bucket,
+            end: bucket.saturating_add(step),
+            open: o,
+            high: h,
+            low: l,
+            close: c,
+            volume: v,
+            comp: 0.0,
+        }
+    }
+}
+
+/// Resamples rows `r` to the `K` bucket lengths `steps` in one pass, writing timeframe `k`'s
+/// buckets into `outs[k]` from its start; returns the number of buckets of each.
+///
+/// Per bucket: open = first, high = max, low = min, close = last, volume = Kahan-compensated sum
+/// in row order (pandas' `groupby(...).sum()` compensates too, so resampled volumes are
+/// bit-identical to the reference's).
+fn fused<const K: usize>(
+    bars: &super::Bars,
+    r: std::ops::Range<usize>,
+    steps: &[i64],
+    outs: Vec<Out<'_>>,
+) -> [usize; K] {
+    let mut outs: [Out<'_>; K] = match outs.try_into() {
+        Ok(o) => o,
+        Err(_) => unreachable!("one output region per step"),
+    };
+    let mut n = [0usize; K];
+    if r.is_empty() {
+        return n;
+    }
+    let (ts, o, h, l, c, v) = (
+        &bars.ts[r.clone()],
+        &bars.open[r.clone()],
+        &bars.high[r.clone()],
+        &bars.low[r.clone()],
+        &bars.close[r.clone()],
+        &bars.volume[r],
+    );
+    let row = |i: usize| [o[i], h[i], l[i], c[i], v[i]];
+    let mut open: [Open; K] = std::array::from_fn(|k| Open::start(steps[k], ts[0], row(0)));
+    let close = |b: &Open, out: &mut Out<'_>, n: &mut usize| {
+        out.ts[*n] = b.bucket;
+        out.o[*n] = b.open;
+        out.h[*n] = b.high;
+        out.l[*n] = b.low;
+        out.c[*n] = b.close;
+        out.v[*n] = b.volume;
+        *n += 1;
+    };
+    for i in 1..ts.len() {
+        let t = ts[i];
+        for k in 0..K {
+            let b = &mut open[k];
+            if t < b.end {
+                b.high = b.high.max(h[i]);
+                b.low = b.low.min(l[i]);
+                b.close = c[i];
+                let y = v[i] - b.comp;
+                let s = b.volume + y;
+                b.comp = (s - b.volume) - y;
+                b.volume = s;
+            } else {
+                close(b, &mut outs[k], &mut n[k]);
+                *b = Open::start(b.step, t, row(i));
+            }
+        }
+    }
+    for k in 0..K {
+        close(&open[k], &mut outs[k], &mut n[k]);
+    }
+    n
 }
 
 #[cfg(test)]
@@ -139,6 +389,47 @@ mod tests {
             );
         }
         out
+    }
+
+    /// Reference: the one-timeframe, one-thread pass with the compensated volume sum.
+    fn serial(bars: &Bars, tf: Timeframe) -> Bars {
+        if tf == Timeframe::M1 {
+            return bars.clone();
+        }
+        let step = tf.seconds();
+        let n = bars.len();
+        let mut out = Bars::default();
+        let mut i = 0;
+        while i < n {
+            let bucket = bars.ts[i].div_euclid(step) * step;
+            let end = bucket.saturating_add(step);
+            let open = bars.open[i];
+            let (mut high, mut low, mut close, mut volume) =
+                (bars.high[i], bars.low[i], bars.close[i], bars.volume[i]);
+            let mut compensation = 0.0;
+            i += 1;
+            while i < n && bars.ts[i] < end {
+                high = high.max(bars.high[i]);
+                low = low.min(bars.low[i]);
+                close = bars.close[i];
+                let y = bars.volume[i] - compensation;
+                let t = volume + y;
+                compensation = (t - volume) - y;
+                volume = t;
+                i += 1;
+            }
+            out.push(bucket, open, high, low, close, volume);
+        }
+        out
+    }
+
+    /// `resample_many` on a pool of `threads` threads.
+    fn many_on(threads: usize, bars: &Bars, tfs: &[Timeframe]) -> Vec<Bars> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("test pool")
+            .install(|| resample_many(bars, tfs))
     }
 
     #[test]
@@ -188,13 +479,33 @@ mod tests {
             bars.push(60 * i, x, x + 1.0, x - 1.0, x, (i % 13) as f64 * 0.1);
         }
         let tfs = [Timeframe::M5, Timeframe::M15, Timeframe::H1, Timeframe::M1];
-        let many = resample_many(&bars, &tfs);
-        assert_eq!(many.len(), tfs.len());
-        for (got, &tf) in many.iter().zip(&tfs) {
-            assert_eq!(got, &resample(&bars, tf), "{tf}");
+        let cut = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("test pool")
+            .install(|| parts(&bars.ts, Some(3600)));
+        assert_eq!(cut.len(), 3, "the input is cut into one part per thread");
+        for threads in [1, 2, 3, 7] {
+            let many = many_on(threads, &bars, &tfs);
+            assert_eq!(many.len(), tfs.len());
+            for (got, &tf) in many.iter().zip(&tfs) {
+                assert_eq!(got, &serial(&bars, tf), "{tf} on {threads} threads");
+            }
+            let small = many_on(threads, &many[2], &tfs[..2]);
+            assert_eq!(small[0], serial(&many[2], Timeframe::M5));
         }
-        let small = resample_many(&many[2], &tfs[..2]);
-        assert_eq!(small[0], resample(&many[2], Timeframe::M5));
+        // More timeframes than one pass takes, repeated ones included.
+        let six = [
+            Timeframe::H1,
+            Timeframe::M5,
+            Timeframe::M5,
+            Timeframe::M15,
+            Timeframe::H1,
+            Timeframe::M15,
+        ];
+        for (got, &tf) in many_on(2, &bars, &six).iter().zip(&six) {
+            assert_eq!(got, &serial(&bars, tf), "{tf}");
+        }
 
         // Irregular gaps (minutes to hours, so split points land anywhere) and times before 1970.
         let mut bars = Bars::default();
@@ -211,9 +522,12 @@ mod tests {
             );
             t += 60 * (1 + (i * 7919 % 13) as i64 + if i % 997 == 0 { 240 } else { 0 });
         }
-        let many = resample_many(&bars, &tfs);
-        for (got, &tf) in many.iter().zip(&tfs) {
-            let want = resample(&bars, tf);
+        for (got, &tf) in many_on(3, &bars, &tfs)
+            .iter()
+            .chain(&many_on(2, &bars, &tfs))
+            .zip(tfs.iter().chain(&tfs))
+        {
+            let want = serial(&bars, tf);
             assert!(
                 got.len() == want.len()
                     && got.ts == want.ts
