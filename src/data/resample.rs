@@ -94,7 +94,7 @@ fn parts(ts: &[i64], lcm: Option<i64>) -> Vec<std::ops::Range<usize>> {
     let n = ts.len();
     let threads = rayon::current_num_threads();
     let Some(lcm) = lcm.filter(|_| n >= PARALLEL_MIN_BARS && threads > 1) else {
-        return vec![0..n];
+        return std::iter::once(0..n).collect();
     };
     let mut cuts = vec![0usize];
     for j in 1..threads {
