@@ -447,13 +447,16 @@ fn block(cols: Cols<'_>, b0: usize, b1: usize, s: &mut Scratch) {
             let g0 = start + 1 - N;
             let m = b1 - g0;
             let (gains, losses) = (&mut s.gains[..m], &mut s.losses[..m]);
-            for (i, (g, l)) in gains.iter_mut().zip(losses.iter_mut()).enumerate() {
-                let t = g0 + i;
-                (*g, *l) = if t == 0 {
-                    (0.0, 0.0)
-                } else {
-                    gain_loss(c[t] - c[t - 1])
-                };
+            // Bar 0 has no change; the loop over the others has no branch (it vectorises).
+            let skip = usize::from(g0 == 0);
+            gains[..skip].fill(0.0);
+            losses[..skip].fill(0.0);
+            for ((g, l), (&cur, &prev)) in gains[skip..]
+                .iter_mut()
+                .zip(losses[skip..].iter_mut())
+                .zip(c[g0 + skip..b1].iter().zip(&c[g0 + skip - 1..b1 - 1]))
+            {
+                (*g, *l) = gain_loss(cur - prev);
             }
             for ((d, gw), lw) in rsi[start - b0..len]
                 .iter_mut()

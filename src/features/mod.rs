@@ -157,8 +157,11 @@ pub(crate) fn rsi_from_sums(gain_sum: f64, loss_sum: f64) -> f64 {
 /// Gain and loss of one close-to-close change.
 #[inline(always)]
 pub(crate) fn gain_loss(delta: f64) -> (f64, f64) {
+    // Both as `x > 0 ? x : 0` (the same values as `delta < 0 ? -delta : 0`), which compiles to
+    // a max instruction instead of a branch that mispredicts on every other bar.
     let g = if delta > 0.0 { delta } else { 0.0 };
-    let l = if delta < 0.0 { -delta } else { 0.0 };
+    let down = -delta;
+    let l = if down > 0.0 { down } else { 0.0 };
     (g, l)
 }
 
