@@ -425,27 +425,7 @@ impl Bad {
 }
 
 /// Output columns of one chunk (disjoint sub-slices of the final columns).
-struct Cols<'a> {
-    ts: &'a mut [i64],
-    o: &'a mut [f64],
-    h: &'a mut [f64],
-    l: &'a mut [f64],
-    c: &'a mut [f64],
-    v: &'a mut [f64],
-}
-
-impl Cols<'_> {
-    /// Writes row `k`.
-    #[inline(always)]
-    fn put(&mut self, k: usize, t: i64, [o, h, l, c, v]: [f64; 5]) {
-        self.ts[k] = t;
-        self.o[k] = o;
-        self.h[k] = h;
-        self.l[k] = l;
-        self.c[k] = c;
-        self.v[k] = v;
-    }
-}
+type Cols<'a> = super::ColsMut<'a>;
 
 #[derive(Default)]
 struct ChunkOut {
@@ -530,18 +510,7 @@ fn parse_body(
     report.rows_kept = state.kept as u64;
     report.rows_read = state.rows_read;
     report.first_bad = state.first_bad;
-    for col in [
-        &mut bars.open,
-        &mut bars.high,
-        &mut bars.low,
-        &mut bars.close,
-        &mut bars.volume,
-    ] {
-        col.truncate(state.kept);
-        col.shrink_to_fit();
-    }
-    bars.ts.truncate(state.kept);
-    bars.ts.shrink_to_fit();
+    bars.truncate_to_fit(state.kept);
     Ok(bars)
 }
 
@@ -601,30 +570,11 @@ fn parse_window(
             let per_byte = total as f64 / window.len().max(1) as f64;
             ((state.body_len as f64 * per_byte * 1.02) as usize + 1024).max(total)
         };
-        *bars = Bars {
-            ts: vec![0; estimate],
-            open: vec![0.0; estimate],
-            high: vec![0.0; estimate],
-            low: vec![0.0; estimate],
-            close: vec![0.0; estimate],
-            volume: vec![0.0; estimate],
-        };
+        *bars = Bars::zeroed(estimate);
     }
-    let Bars {
-        ts,
-        open: o,
-        high: h,
-        low: l,
-        close: c,
-        volume: v,
-    } = bars;
-    if ts.len() < base + total {
+    if bars.len() < base + total {
         // More rows than estimated (lines longer at the start than later): grow by a quarter.
-        let len = (base + total).max(ts.len() + ts.len() / 4);
-        ts.resize(len, 0);
-        for col in [&mut *o, &mut *h, &mut *l, &mut *c, &mut *v] {
-            col.resize(len, 0.0);
-        }
+        bars.resize_zeroed((base + total).max(bars.len() + bars.len() / 4));
     }
 
     let mut starts = Vec::with_capacity(chunks.len());
@@ -639,16 +589,7 @@ fn parse_window(
     // Pass 2: parse each chunk into its own region, in parallel.
     let prev0 = state.prev;
     let outs: Vec<ChunkOut> = {
-        let end = base + total;
-        let mut cols = split_cols(
-            &mut ts[base..end],
-            &mut o[base..end],
-            &mut h[base..end],
-            &mut l[base..end],
-            &mut c[base..end],
-            &mut v[base..end],
-            &line_counts,
-        );
+        let mut cols = bars.regions_mut(base, &line_counts);
         if chunks.len() == 1 {
             let col = cols.pop().expect("one chunk has one column set");
             let out = parse_chunk(chunks[0], first_line, ncols, policy, prev0, col);
@@ -678,15 +619,10 @@ fn parse_window(
         if k > 0 {
             if let (Some(p), Some(f)) = (state.prev, out.first_ts) {
                 if f <= p {
-                    let n = line_counts[k];
-                    let col = Cols {
-                        ts: &mut ts[start..start + n],
-                        o: &mut o[start..start + n],
-                        h: &mut h[start..start + n],
-                        l: &mut l[start..start + n],
-                        c: &mut c[start..start + n],
-                        v: &mut v[start..start + n],
-                    };
+                    let col = bars
+                        .regions_mut(start, &[line_counts[k]])
+                        .pop()
+                        .expect("one region");
                     out = parse_chunk(chunks[k], line_of(start), ncols, policy, state.prev, col);
                 }
             }
@@ -705,13 +641,7 @@ fn parse_window(
             state.first_bad = out.first_bad.map(|(line, m)| format!("line {line}: {m}"));
         }
         if write != start && out.kept > 0 {
-            let r = start..start + out.kept;
-            ts.copy_within(r.clone(), write);
-            o.copy_within(r.clone(), write);
-            h.copy_within(r.clone(), write);
-            l.copy_within(r.clone(), write);
-            c.copy_within(r.clone(), write);
-            v.copy_within(r, write);
+            bars.copy_rows_within(start..start + out.kept, write);
         }
         write += out.kept;
         debug_assert!(out.lines as usize == line_counts[k]);
@@ -738,42 +668,6 @@ fn count_newlines(b: &[u8]) -> usize {
     n + blocks.remainder().iter().filter(|&&x| x == b'\n').count()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn split_cols<'a>(
-    mut ts: &'a mut [i64],
-    mut o: &'a mut [f64],
-    mut h: &'a mut [f64],
-    mut l: &'a mut [f64],
-    mut c: &'a mut [f64],
-    mut v: &'a mut [f64],
-    counts: &[usize],
-) -> Vec<Cols<'a>> {
-    let mut out = Vec::with_capacity(counts.len());
-    for &n in counts {
-        let (a, rest) = std::mem::take(&mut ts).split_at_mut(n);
-        ts = rest;
-        let (ao, rest) = std::mem::take(&mut o).split_at_mut(n);
-        o = rest;
-        let (ah, rest) = std::mem::take(&mut h).split_at_mut(n);
-        h = rest;
-        let (al, rest) = std::mem::take(&mut l).split_at_mut(n);
-        l = rest;
-        let (ac, rest) = std::mem::take(&mut c).split_at_mut(n);
-        c = rest;
-        let (av, rest) = std::mem::take(&mut v).split_at_mut(n);
-        v = rest;
-        out.push(Cols {
-            ts: a,
-            o: ao,
-            h: ah,
-            l: al,
-            c: ac,
-            v: av,
-        });
-    }
-    out
-}
-
 /// Parses the lines of one chunk into `col`, keeping a row only if its timestamp is after the last
 /// kept one (`prev` for the first row). Stops at the first bad row under [`OnBadRow::Error`].
 fn parse_chunk(
@@ -797,12 +691,7 @@ fn parse_chunk(
             if let Some(b) = rest.first_chunk::<LINE_BYTES>() {
                 if let Some(((t, vals), len)) = parse_line_fast(b, &mut dates) {
                     if prev.is_none_or(|p| t > p) && values_ok(&vals) {
-                        col.put(k, t, vals);
-                        k += 1;
-                        if out.first_ts.is_none() {
-                            out.first_ts = Some(t);
-                        }
-                        prev = Some(t);
+                        keep(&mut col, &mut k, &mut out, &mut prev, (t, vals));
                         out.lines += 1;
                         line_no += 1;
                         pos += len;
@@ -821,12 +710,7 @@ fn parse_chunk(
         if k < cap {
             if let Some((t, vals)) = parse_row_fast(line, ncols, &mut dates) {
                 if prev.is_none_or(|p| t > p) && values_ok(&vals) {
-                    col.put(k, t, vals);
-                    k += 1;
-                    if out.first_ts.is_none() {
-                        out.first_ts = Some(t);
-                    }
-                    prev = Some(t);
+                    keep(&mut col, &mut k, &mut out, &mut prev, (t, vals));
                     line_no += 1;
                     pos = next;
                     continue;
@@ -860,14 +744,7 @@ fn parse_chunk(
             }
         });
         match verdict {
-            Ok((t, vals)) if k < cap => {
-                col.put(k, t, vals);
-                k += 1;
-                if out.first_ts.is_none() {
-                    out.first_ts = Some(t);
-                }
-                prev = Some(t);
-            }
+            Ok(row) if k < cap => keep(&mut col, &mut k, &mut out, &mut prev, row),
             Ok(_) => {
                 // More lines than counted: cannot happen (the count is of the same bytes).
                 out.error = Some((line_no, "internal: line count mismatch".to_string()));
@@ -895,6 +772,21 @@ fn parse_chunk(
 }
 
 type Row = (i64, [f64; 5]);
+
+/// Writes a kept row at row `*k` of the chunk's columns.
+#[inline(always)]
+fn keep(
+    col: &mut Cols<'_>,
+    k: &mut usize,
+    out: &mut ChunkOut,
+    prev: &mut Option<i64>,
+    (t, vals): Row,
+) {
+    col.put(*k, t, vals);
+    *k += 1;
+    out.first_ts.get_or_insert(t);
+    *prev = Some(t);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Fast path: `YYYY-MM-DDTHH:MM:SSZ` or an integer, then five plain numbers; `None` on anything else.
@@ -1759,19 +1651,27 @@ mod tests {
         assert!(parse_row_slow(b" 2024-01-01T00:00:00Z, 1 ,\"2\",0.5,1.5,10", 6).is_ok());
     }
 
+    /// An integer part of fewer than `int_below` digits and a fraction of fewer than
+    /// `frac_below` digits (as a string, zeros kept).
+    fn random_number(rng: &mut impl rand::Rng, int_below: u32, frac_below: usize) -> (u64, String) {
+        let int_digits = rng.gen_range(1..int_below);
+        let int = rng.gen_range(0u64..10u64.pow(int_digits));
+        let frac = rng.gen_range(0..frac_below);
+        let digits = (0..frac)
+            .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+            .collect();
+        (int, digits)
+    }
+
     #[test]
     fn random_decimals_parse_like_std() {
-        use rand::{Rng, SeedableRng};
+        use rand::SeedableRng;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let mut dates = DateCache::new();
         for _ in 0..20_000 {
             let vals: [String; 5] = std::array::from_fn(|_| {
-                let int_digits = rng.gen_range(1..9u32);
-                let int = rng.gen_range(0u64..10u64.pow(int_digits));
-                let frac = rng.gen_range(0..10usize);
-                let digits: String = (0..frac)
-                    .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
-                    .collect();
+                let (int, digits) = random_number(&mut rng, 9, 10);
+                let frac = digits.len();
                 if frac == 0 {
                     int.to_string()
                 } else {
@@ -1802,12 +1702,8 @@ mod tests {
         let mut taken = 0;
         for i in 0..50_000 {
             let vals: [String; 5] = std::array::from_fn(|_| {
-                let int_digits = rng.gen_range(1..10u32);
-                let int = rng.gen_range(0u64..10u64.pow(int_digits));
-                let frac = rng.gen_range(0..11usize);
-                let digits: String = (0..frac)
-                    .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
-                    .collect();
+                let (int, digits) = random_number(&mut rng, 10, 11);
+                let frac = digits.len();
                 match (frac, rng.gen_range(0..40)) {
                     (_, 0) => format!("-{int}"),
                     (_, 1) => format!("{int}."),

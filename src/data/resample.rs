@@ -7,6 +7,8 @@
 //! dropped (no filling) and a partial last bucket is kept. One pass, O(n), no allocation beyond the
 //! output.
 use serde::{Deserialize, Serialize};
+
+use super::ColsMut;
 /// A bar timeframe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Timeframe {
@@ -142,26 +144,16 @@ fn resample_steps(bars: &super::Bars, steps: &[i64]) -> Vec<super::Bars> {
     // Zeroed columns: fresh pages, faulted in by the part that writes them.
     let mut outs: Vec<super::Bars> = bounds
         .iter()
-        .map(|b| {
-            let len: usize = b.iter().sum();
-            super::Bars {
-                ts: vec![0; len],
-                open: vec![0.0; len],
-                high: vec![0.0; len],
-                low: vec![0.0; len],
-                close: vec![0.0; len],
-                volume: vec![0.0; len],
-            }
-        })
+        .map(|b| super::Bars::zeroed(b.iter().sum()))
         .collect();
     // Each part's regions of every output.
-    let mut regions: Vec<Vec<Out<'_>>> = (0..parts.len()).map(|_| Vec::new()).collect();
+    let mut regions: Vec<Vec<ColsMut<'_>>> = (0..parts.len()).map(|_| Vec::new()).collect();
     for (out, b) in outs.iter_mut().zip(&bounds) {
-        for (p, r) in Out::split(out, b).into_iter().enumerate() {
+        for (p, r) in out.regions_mut(0, b).into_iter().enumerate() {
             regions[p].push(r);
         }
     }
-    let run = |(r, outs): (&std::ops::Range<usize>, Vec<Out<'_>>)| -> Vec<usize> {
+    let run = |(r, outs): (&std::ops::Range<usize>, Vec<ColsMut<'_>>)| -> Vec<usize> {
         match steps.len() {
             1 => fused::<1>(bars, r.clone(), steps, outs).to_vec(),
             2 => fused::<2>(bars, r.clone(), steps, outs).to_vec(),
@@ -181,30 +173,12 @@ fn resample_steps(bars: &super::Bars, steps: &[i64]) -> Vec<super::Bars> {
         for (p, c) in counts.iter().enumerate() {
             let n = c[k];
             if write != start && n > 0 {
-                for col in [
-                    &mut out.open,
-                    &mut out.high,
-                    &mut out.low,
-                    &mut out.close,
-                    &mut out.volume,
-                ] {
-                    col.copy_within(start..start + n, write);
-                }
-                out.ts.copy_within(start..start + n, write);
+                out.copy_rows_within(start..start + n, write);
             }
             write += n;
             start += bounds[k][p];
         }
-        out.ts.truncate(write);
-        for col in [
-            &mut out.open,
-            &mut out.high,
-            &mut out.low,
-            &mut out.close,
-            &mut out.volume,
-        ] {
-            col.truncate(write);
-        }
+        out.truncate_to_fit(write);
     }
     outs
 }
@@ -218,54 +192,6 @@ fn gcd(mut a: i64, mut b: i64) -> i64 {
 
 /// Most timeframes resampled in one pass (more are done one pass each).
 const MAX_FUSED: usize = 4;
-
-/// A region of an output's columns that one part writes.
-struct Out<'a> {
-    ts: &'a mut [i64],
-    o: &'a mut [f64],
-    h: &'a mut [f64],
-    l: &'a mut [f64],
-    c: &'a mut [f64],
-    v: &'a mut [f64],
-}
-
-impl<'a> Out<'a> {
-    /// Cuts `bars`' columns into consecutive regions of the given lengths.
-    fn split(bars: &'a mut super::Bars, lens: &[usize]) -> Vec<Out<'a>> {
-        let (mut ts, mut o, mut h, mut l, mut c, mut v) = (
-            &mut bars.ts[..],
-            &mut bars.open[..],
-            &mut bars.high[..],
-            &mut bars.low[..],
-            &mut bars.close[..],
-            &mut bars.volume[..],
-        );
-        let mut out = Vec::with_capacity(lens.len());
-        for &n in lens {
-            let (a, rest) = std::mem::take(&mut ts).split_at_mut(n);
-            ts = rest;
-            let (ao, rest) = std::mem::take(&mut o).split_at_mut(n);
-            o = rest;
-            let (ah, rest) = std::mem::take(&mut h).split_at_mut(n);
-            h = rest;
-            let (al, rest) = std::mem::take(&mut l).split_at_mut(n);
-            l = rest;
-            let (ac, rest) = std::mem::take(&mut c).split_at_mut(n);
-            c = rest;
-            let (av, rest) = std::mem::take(&mut v).split_at_mut(n);
-            v = rest;
-            out.push(Out {
-                ts: a,
-                o: ao,
-                h: ah,
-                l: al,
-                c: ac,
-                v: av,
-            });
-        }
-        out
-    }
-}
 
 /// The open bucket of one timeframe.
 #[derive(Clone, Copy, Default)]
@@ -310,9 +236,9 @@ fn fused<const K: usize>(
     bars: &super::Bars,
     r: std::ops::Range<usize>,
     steps: &[i64],
-    outs: Vec<Out<'_>>,
+    outs: Vec<ColsMut<'_>>,
 ) -> [usize; K] {
-    let mut outs: [Out<'_>; K] = match outs.try_into() {
+    let mut outs: [ColsMut<'_>; K] = match outs.try_into() {
         Ok(o) => o,
         Err(_) => unreachable!("one output region per step"),
     };
@@ -330,13 +256,8 @@ fn fused<const K: usize>(
     );
     let row = |i: usize| [o[i], h[i], l[i], c[i], v[i]];
     let mut open: [Open; K] = std::array::from_fn(|k| Open::start(steps[k], ts[0], row(0)));
-    let close = |b: &Open, out: &mut Out<'_>, n: &mut usize| {
-        out.ts[*n] = b.bucket;
-        out.o[*n] = b.open;
-        out.h[*n] = b.high;
-        out.l[*n] = b.low;
-        out.c[*n] = b.close;
-        out.v[*n] = b.volume;
+    let close = |b: &Open, out: &mut ColsMut<'_>, n: &mut usize| {
+        out.put(*n, b.bucket, [b.open, b.high, b.low, b.close, b.volume]);
         *n += 1;
     };
     for i in 1..ts.len() {
