@@ -16,7 +16,9 @@
 //! log-loss Newton pair. Everything is deterministic: every feature's histogram is summed by one
 //! thread in row order, whatever the number of threads.
 //!
-//! With `n_threads > 1` the learner runs the per-node work of large nodes on the current rayon
+//! With `n_threads > 1`, best-first growth on all features (gradient boosting) runs on a team of
+//! threads that share every node's work, small nodes included (see [`team`]). Otherwise the
+//! learner runs the per-node work of large nodes on the current rayon
 //! pool (a persistent pool built once per fit by [`with_pool`], so no thread is spawned per
 //! node): the histogram one task per feature, the partition in row chunks (phase 1: each chunk
 //! split stably into scratch buffers; phase 2: each chunk's parts copied to their final places).
@@ -30,6 +32,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::binning::{BinMapper, BinnedMatrix};
+
+mod team;
 
 /// One node of a fitted tree.
 ///
@@ -144,6 +148,9 @@ const SLOT_BINS: usize = 256;
 
 /// Below this many (rows × features) a histogram is built on the calling thread only.
 const PAR_MIN_WORK: usize = 1 << 15;
+
+/// From this many rows, best-first growth on several threads runs on a team (see [`team`]).
+const TEAM_MIN_ROWS: usize = 1 << 12;
 
 /// Below this many rows a node is partitioned on the calling thread only.
 const PAR_MIN_PARTITION: usize = 1 << 13;
@@ -266,6 +273,8 @@ pub(crate) struct Learner {
     pub leaves: Vec<LeafRange>,
     /// After [`Learner::grow`]: per node, the split bin (internal nodes).
     pub split_bins: Vec<u8>,
+    /// Per-thread histogram slots of the team learner (see [`team`]).
+    team: Vec<team::TeamState>,
 }
 
 impl Learner {
@@ -287,6 +296,7 @@ impl Learner {
             drawn: n_features,
             leaves: Vec::new(),
             split_bins: Vec::new(),
+            team: Vec::new(),
         };
         for _ in 0..slots {
             let s = l.alloc();
@@ -345,6 +355,29 @@ impl Learner {
         let n = self.idx.len();
         self.scratch_idx.resize(n, 0);
         self.scratch_gh.resize(n, GradPair::default());
+        if n_threads > 1
+            && n >= TEAM_MIN_ROWS
+            && p.growth == Growth::BestFirst
+            && p.features_per_split >= self.n_features
+        {
+            self.team.resize_with(n_threads, team::TeamState::default);
+            self.team.truncate(n_threads);
+            if let Some(g) = team::grow(
+                data,
+                mapper,
+                p,
+                &mut self.team,
+                &mut self.idx,
+                &mut self.gh,
+                &mut self.scratch_idx,
+                &mut self.scratch_gh,
+                importances,
+            ) {
+                self.leaves = g.leaves;
+                self.split_bins = g.split_bins;
+                return g.tree;
+            }
+        }
         if n_threads > 1 {
             self.scratch2_idx.resize(n, 0);
             self.scratch2_gh.resize(n, GradPair::default());
@@ -546,27 +579,7 @@ impl Learner {
             });
         }
         for leaf in &self.leaves {
-            let s = sums_of[leaf.node as usize];
-            nodes[leaf.node as usize].value = match p.leaf {
-                LeafRule::Mean => {
-                    if s.h > 0.0 {
-                        s.g / s.h
-                    } else {
-                        0.0
-                    }
-                }
-                LeafRule::Newton {
-                    lambda,
-                    learning_rate,
-                } => {
-                    let d = s.h + lambda;
-                    if d > 0.0 {
-                        -s.g / d * learning_rate
-                    } else {
-                        0.0
-                    }
-                }
-            };
+            nodes[leaf.node as usize].value = leaf_value(&sums_of[leaf.node as usize], p.leaf);
         }
         Tree { nodes }
     }
@@ -740,21 +753,7 @@ impl Learner {
         let gh = &mut self.gh[start..end];
         let (si, sg) = (&mut self.scratch_idx[..n], &mut self.scratch_gh[..n]);
         if n_threads <= 1 || n < PAR_MIN_PARTITION || self.scratch2_idx.len() < n {
-            let (mut w, mut r) = (0usize, 0usize);
-            // Branchless: every row is written to both sides, the cursors advance by the test.
-            for k in 0..idx.len() {
-                let (row, g) = (idx[k], gh[k]);
-                let left = col[row as usize] <= bin;
-                idx[w] = row;
-                gh[w] = g;
-                si[r] = row;
-                sg[r] = g;
-                w += usize::from(left);
-                r += usize::from(!left);
-            }
-            idx[w..].copy_from_slice(&si[..r]);
-            gh[w..].copy_from_slice(&sg[..r]);
-            return start + w;
+            return start + partition_rows(col, bin, idx, gh, si, sg);
         }
         let (ri, rg) = (&mut self.scratch2_idx[..n], &mut self.scratch2_gh[..n]);
         let per = n.div_ceil(n_threads);
@@ -869,6 +868,30 @@ impl Learner {
     }
 }
 
+/// Output of a leaf with sums `s`.
+fn leaf_value(s: &Sums, rule: LeafRule) -> f64 {
+    match rule {
+        LeafRule::Mean => {
+            if s.h > 0.0 {
+                s.g / s.h
+            } else {
+                0.0
+            }
+        }
+        LeafRule::Newton {
+            lambda,
+            learning_rate,
+        } => {
+            let d = s.h + lambda;
+            if d > 0.0 {
+                -s.g / d * learning_rate
+            } else {
+                0.0
+            }
+        }
+    }
+}
+
 /// Smallest gain that justifies a split.
 const MIN_GAIN: f64 = 1e-12;
 
@@ -945,6 +968,34 @@ fn splittable(s: &Sums, depth: usize, p: &GrowParams) -> bool {
         && s.n >= 2 * p.min_samples_leaf
         && s.h >= 2.0 * p.min_child_weight
         && !(p.stop_pure && (s.g <= 0.0 || s.g >= s.h))
+}
+
+/// Stable in-place partition of the rows `idx` (and their pairs `gh`) by `bin(col) <= bin`,
+/// using `si`/`sg` (at least as long) as scratch; returns the number of left rows.
+#[inline]
+fn partition_rows(
+    col: &[u8],
+    bin: u8,
+    idx: &mut [u32],
+    gh: &mut [GradPair],
+    si: &mut [u32],
+    sg: &mut [GradPair],
+) -> usize {
+    let (mut w, mut r) = (0usize, 0usize);
+    // Branchless: every row is written to both sides, the cursors advance by the test.
+    for k in 0..idx.len() {
+        let (row, g) = (idx[k], gh[k]);
+        let left = col[row as usize] <= bin;
+        idx[w] = row;
+        gh[w] = g;
+        si[r] = row;
+        sg[r] = g;
+        w += usize::from(left);
+        r += usize::from(!left);
+    }
+    idx[w..].copy_from_slice(&si[..r]);
+    gh[w..].copy_from_slice(&sg[..r]);
+    w
 }
 
 /// Stable split of one chunk of rows: left rows (`bin(col) <= bin`) to `(li, lg)`, right rows
@@ -1027,6 +1078,18 @@ fn hist_pass<const K: usize>(
             *b = Bin::default();
         }
     }
+    hist_add(&mut h, &cols, idx, gh);
+}
+
+/// Adds the rows `idx` (pairs `gh`) to the `K` histograms `h` of the columns `cols`, in row
+/// order (the hot loop).
+#[inline(always)]
+fn hist_add<const K: usize>(
+    h: &mut [&mut [Bin; SLOT_BINS]; K],
+    cols: &[&[u8]; K],
+    idx: &[u32],
+    gh: &[GradPair],
+) {
     for (&i, p) in idx.iter().zip(gh) {
         let i = i as usize;
         for k in 0..K {
@@ -1155,8 +1218,16 @@ mod tests {
                 let mut imp = vec![0.0; 5];
                 let mut rng = ChaCha8Rng::seed_from_u64(0);
                 let tree = l.grow(&data, &mapper, &p, &mut rng, threads, &mut imp);
-                let ranges: Vec<_> = l.leaves.iter().map(|r| (r.node, r.start, r.end)).collect();
-                Ok((tree, l.rows().to_vec(), ranges, imp))
+                // Every leaf's rows, in the order the leaf's ranges list them (a team of
+                // threads keeps one range per thread's block).
+                let mut leaf_rows = std::collections::BTreeMap::<u32, Vec<u32>>::new();
+                for r in &l.leaves {
+                    leaf_rows
+                        .entry(r.node)
+                        .or_default()
+                        .extend_from_slice(&l.rows()[r.start..r.end]);
+                }
+                Ok((tree, leaf_rows, imp))
             })
             .unwrap()
         };
@@ -1165,9 +1236,8 @@ mod tests {
         for t in [2, 3] {
             let other = grow(t);
             assert_eq!(one.0, other.0, "tree, {t} threads");
-            assert_eq!(one.1, other.1, "row order, {t} threads");
-            assert_eq!(one.2, other.2, "leaf ranges, {t} threads");
-            assert_eq!(one.3, other.3, "importances, {t} threads");
+            assert_eq!(one.1, other.1, "rows of each leaf, in order, {t} threads");
+            assert_eq!(one.2, other.2, "importances, {t} threads");
         }
     }
 
