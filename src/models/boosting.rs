@@ -374,8 +374,8 @@ fn gradient_chunk(scores: &[f64], y: &[bool], out: &mut [GradPair]) -> f64 {
         };
         loss += s.max(0.0) + (1.0 + e).ln() - if yi { s } else { 0.0 };
         *o = GradPair {
-            g: p - f64::from(u8::from(yi)),
-            h: (p * (1.0 - p)).max(1e-16),
+            g: (p - f64::from(u8::from(yi))) as f32,
+            h: (p * (1.0 - p)).max(1e-16) as f32,
         };
     }
     loss

@@ -128,11 +128,13 @@ impl Tree {
     }
 }
 
-/// Gradient and hessian of one row (random forest: w·y and w).
+/// Gradient and hessian of one row (random forest: w·y and w), in single precision like
+/// LightGBM's: the partition moves 12 bytes per row instead of 20 and the histograms read less;
+/// histogram sums stay in `f64`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct GradPair {
-    pub g: f64,
-    pub h: f64,
+    pub g: f32,
+    pub h: f32,
 }
 
 /// One histogram bin: sums over the rows of a node whose feature falls in the bin.
@@ -400,8 +402,8 @@ impl Learner {
             ..Sums::default()
         };
         for gp in &self.gh {
-            root.g += gp.g;
-            root.h += gp.h;
+            root.g += f64::from(gp.g);
+            root.h += f64::from(gp.h);
         }
         let mut sums_of = vec![root];
         // With few features per split (a forest's sqrt), building each node's histogram for its
@@ -1094,8 +1096,8 @@ fn hist_add<const K: usize>(
         let i = i as usize;
         for k in 0..K {
             let b = &mut h[k][cols[k][i] as usize];
-            b.g += p.g;
-            b.h += p.h;
+            b.g += f64::from(p.g);
+            b.h += f64::from(p.h);
             b.n += 1;
         }
     }
@@ -1139,7 +1141,10 @@ mod tests {
             let (idx, gh) = l.rows_mut();
             for (i, &yi) in y.iter().enumerate() {
                 idx.push(i as u32);
-                gh.push(GradPair { g: yi, h: 1.0 });
+                gh.push(GradPair {
+                    g: yi as f32,
+                    h: 1.0,
+                });
             }
             let mut imp = vec![0.0; 2];
             let tree = l.grow(&data, &mapper, &params(growth), &mut rng, 1, &mut imp);
@@ -1166,7 +1171,7 @@ mod tests {
         for i in 0..n {
             idx.push(i as u32);
             gh.push(GradPair {
-                g: x[[i, 0]].sin() + x[[i, 1]] - 0.5,
+                g: (x[[i, 0]].sin() + x[[i, 1]] - 0.5) as f32,
                 h: 1.0,
             });
         }
@@ -1202,8 +1207,8 @@ mod tests {
                 for i in 0..n {
                     idx.push(i as u32);
                     gh.push(GradPair {
-                        g: x[[i, 0]] - x[[i, 1]] * x[[i, 2]] - 0.2,
-                        h: 0.25 + x[[i, 3]],
+                        g: (x[[i, 0]] - x[[i, 1]] * x[[i, 2]] - 0.2) as f32,
+                        h: (0.25 + x[[i, 3]]) as f32,
                     });
                 }
                 let mut p = params(Growth::BestFirst);

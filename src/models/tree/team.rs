@@ -288,8 +288,8 @@ fn run(sh: &Shared, w: usize, st: &mut TeamState, importances: &mut [f64]) -> Op
     };
     for b in &sh.blocks {
         for gp in read(b).gh.iter() {
-            root.g += gp.g;
-            root.h += gp.h;
+            root.g += f64::from(gp.g);
+            root.h += f64::from(gp.h);
         }
     }
     let mut nodes = vec![Node {
