@@ -541,13 +541,7 @@ impl GradientBoostingValidParams {
             // No feature sampling: the rng is never drawn from.
             let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
             let tree = learner.grow(&data, &mapper, &grow, &mut rng, self.n_threads, &mut gains);
-            let rows = learner.rows();
-            for leaf in &learner.leaves {
-                let v = tree.nodes()[leaf.node as usize].value;
-                for &r in &rows[leaf.start..leaf.end] {
-                    scores[r as usize] += v;
-                }
-            }
+            learner.add_leaf_values(&tree, &mut scores);
             if self.subsample < 1.0 {
                 for (i, _) in in_sample.iter().enumerate().filter(|(_, s)| !**s) {
                     scores[i] += walk_binned(&tree, &learner.split_bins, &data, i);

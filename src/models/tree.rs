@@ -277,6 +277,10 @@ pub(crate) struct Learner {
     pub split_bins: Vec<u8>,
     /// Per-thread histogram slots of the team learner (see [`team`]).
     team: Vec<team::TeamState>,
+    /// The rows are `0..n` in order (set by [`Learner::all_rows_mut`]).
+    all_rows: bool,
+    /// After a team's growth on all rows: per block, its rows and its slice of `leaves`.
+    leaf_blocks: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
 }
 
 impl Learner {
@@ -299,6 +303,8 @@ impl Learner {
             leaves: Vec::new(),
             split_bins: Vec::new(),
             team: Vec::new(),
+            all_rows: false,
+            leaf_blocks: Vec::new(),
         };
         for _ in 0..slots {
             let s = l.alloc();
@@ -312,6 +318,7 @@ impl Learner {
     pub fn rows_mut(&mut self) -> (&mut Vec<u32>, &mut Vec<GradPair>) {
         self.idx.clear();
         self.gh.clear();
+        self.all_rows = false;
         (&mut self.idx, &mut self.gh)
     }
 
@@ -322,12 +329,51 @@ impl Learner {
         self.idx.clear();
         self.idx.extend(0..n as u32);
         self.gh.resize(n, GradPair::default());
+        self.all_rows = true;
         &mut self.gh
     }
 
     /// Row indices, partitioned by leaf after [`Learner::grow`] (see [`Learner::leaves`]).
+    #[cfg(test)]
     pub fn rows(&self) -> &[u32] {
         &self.idx
+    }
+
+    /// Adds to `scores[row]` the value of the leaf of `tree` (the tree just grown) holding
+    /// `row`, for every row of the tree; rows `0..n` grown on a team are updated block by block
+    /// in parallel on the current rayon pool.
+    pub fn add_leaf_values(&self, tree: &Tree, scores: &mut [f64]) {
+        let add = |part: &mut [f64], lo: usize, leaves: &[LeafRange]| {
+            for leaf in leaves {
+                let v = tree.nodes[leaf.node as usize].value;
+                for &r in &self.idx[leaf.start..leaf.end] {
+                    if let Some(s) = part.get_mut((r as usize).wrapping_sub(lo)) {
+                        *s += v;
+                    }
+                }
+            }
+        };
+        let fits = self
+            .leaf_blocks
+            .last()
+            .is_some_and(|b| b.0.end <= scores.len());
+        if !fits {
+            add(scores, 0, &self.leaves);
+            return;
+        }
+        let mut parts = Vec::with_capacity(self.leaf_blocks.len());
+        let mut rest = scores;
+        let mut at = 0;
+        for (rows, leaves) in &self.leaf_blocks {
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(rows.start - at);
+            let (part, tail) = tail.split_at_mut(rows.len());
+            rest = tail;
+            at = rows.end;
+            parts.push((part, rows.start, &self.leaves[leaves.clone()]));
+        }
+        parts
+            .into_par_iter()
+            .for_each(|(part, lo, leaves)| add(part, lo, leaves));
     }
 
     fn alloc(&mut self) -> usize {
@@ -357,6 +403,9 @@ impl Learner {
         let n = self.idx.len();
         self.scratch_idx.resize(n, 0);
         self.scratch_gh.resize(n, GradPair::default());
+        // Growing reorders the rows.
+        let all_rows = std::mem::take(&mut self.all_rows);
+        self.leaf_blocks.clear();
         if n_threads > 1
             && n >= TEAM_MIN_ROWS
             && p.growth == Growth::BestFirst
@@ -377,6 +426,15 @@ impl Learner {
             ) {
                 self.leaves = g.leaves;
                 self.split_bins = g.split_bins;
+                if all_rows {
+                    // Block b held the rows block_bounds[b].. in order: its leaves hold them.
+                    self.leaf_blocks = g
+                        .block_bounds
+                        .windows(2)
+                        .zip(g.leaf_blocks.windows(2))
+                        .map(|(r, l)| (r[0]..r[1], l[0]..l[1]))
+                        .collect();
+                }
                 return g.tree;
             }
         }

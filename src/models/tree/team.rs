@@ -175,7 +175,11 @@ impl Shared<'_> {
 /// A tree grown by the team, as seen by thread 0.
 pub(super) struct Grown {
     pub tree: Tree,
+    /// Leaf ranges, block by block: block `b`'s are `leaves[leaf_blocks[b]..leaf_blocks[b + 1]]`.
     pub leaves: Vec<LeafRange>,
+    pub leaf_blocks: Vec<usize>,
+    /// Block `b` held positions `block_bounds[b]..block_bounds[b + 1]` of the row array.
+    pub block_bounds: Vec<usize>,
     pub split_bins: Vec<u8>,
 }
 
@@ -435,18 +439,23 @@ fn run(sh: &Shared, w: usize, st: &mut TeamState, importances: &mut [f64]) -> Op
     for &leaf in &leaves {
         nodes[leaf as usize].value = leaf_value(&sums_of[leaf as usize], p.leaf);
     }
-    let leaves = leaves
-        .iter()
-        .flat_map(|&node| {
-            ranges[node as usize * t..(node as usize + 1) * t]
-                .iter()
-                .filter(|r| r.1 > r.0)
-                .map(move |&(start, end)| LeafRange { node, start, end })
-        })
-        .collect();
+    // Block by block, so that each block's leaves are a slice.
+    let mut out = Vec::with_capacity(leaves.len() * t);
+    let mut leaf_blocks = vec![0];
+    for b in 0..t {
+        for &node in &leaves {
+            let (start, end) = ranges[node as usize * t + b];
+            if end > start {
+                out.push(LeafRange { node, start, end });
+            }
+        }
+        leaf_blocks.push(out.len());
+    }
     Some(Grown {
         tree: Tree { nodes },
-        leaves,
+        leaves: out,
+        leaf_blocks,
+        block_bounds: sh.bounds.clone(),
         split_bins,
     })
 }
