@@ -9,10 +9,10 @@
 //! - optional row subsampling per round (seeded, one ChaCha stream per round);
 //! - optional early stopping on the chronological tail of the training window
 //!   (`validation_fraction`), keeping the trees up to the best validation loss;
-//! - with `n_threads > 1` the whole fit runs on one rayon pool built for it (no thread is
-//!   spawned per step): gradients in fixed row chunks, histograms in feature groups (each
-//!   feature summed by one thread in row order), the partition of large nodes in row chunks;
-//!   the model does not depend on the number of threads.
+//! - with `n_threads > 1` the whole fit runs on one rayon pool built for it: gradients in fixed
+//!   row chunks, the score update per row block; each tree grows on a team of threads sharing
+//!   every node (see `tree::team`: row blocks per thread, feature histograms per thread, each
+//!   feature summed in row order); the model does not depend on the number of threads.
 //!
 //! Parameters follow linfa: [`GradientBoostingParams`] checks into
 //! [`GradientBoostingValidParams`], which implements [`linfa::traits::Fit`].
