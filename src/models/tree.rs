@@ -16,11 +16,11 @@
 //! log-loss Newton pair. Everything is deterministic: every feature's histogram is summed by one
 //! thread in row order, whatever the number of threads.
 //!
-//! With `n_threads > 1`, best-first growth on all features (gradient boosting) runs on a team of
-//! threads that share every node's work, small nodes included (see [`team`]). Otherwise the
-//! learner runs the per-node work of large nodes on the current rayon
-//! pool (a persistent pool built once per fit by [`with_pool`], so no thread is spawned per
-//! node): the histogram one task per feature, the partition in row chunks (phase 1: each chunk
+//! With `n_threads > 1`, best-first growth on all features (gradient boosting) runs on a team
+//! of threads that share every node's work, small nodes included (see the `team` module).
+//! Otherwise the learner runs the per-node work of large nodes on the current rayon pool (a
+//! persistent pool built once per fit by [`with_pool`], so no thread is spawned per node): the
+//! histogram one task per feature, the partition in row chunks (phase 1: each chunk
 //! split stably into scratch buffers; phase 2: each chunk's parts copied to their final places).
 //! A stable partition is unique, so chunking does not change the result.
 //!
@@ -151,7 +151,7 @@ const SLOT_BINS: usize = 256;
 /// Below this many (rows × features) a histogram is built on the calling thread only.
 const PAR_MIN_WORK: usize = 1 << 15;
 
-/// From this many rows, best-first growth on several threads runs on a team (see [`team`]).
+/// From this many rows, best-first growth on several threads runs on a team (`team` module).
 const TEAM_MIN_ROWS: usize = 1 << 12;
 
 /// Below this many rows a node is partitioned on the calling thread only.
@@ -275,7 +275,7 @@ pub(crate) struct Learner {
     pub leaves: Vec<LeafRange>,
     /// After [`Learner::grow`]: per node, the split bin (internal nodes).
     pub split_bins: Vec<u8>,
-    /// Per-thread histogram slots of the team learner (see [`team`]).
+    /// Per-thread histogram slots of the team learner (see the `team` module).
     team: Vec<team::TeamState>,
     /// The rows are `0..n` in order (set by [`Learner::all_rows_mut`]).
     all_rows: bool,
