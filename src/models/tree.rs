@@ -455,25 +455,47 @@ impl Learner {
             left: 0,
         }];
         self.split_bins.push(0);
-        let mut root = Sums {
-            n: n as u64,
-            ..Sums::default()
-        };
-        for gp in &self.gh {
-            root.g += f64::from(gp.g);
-            root.h += f64::from(gp.h);
-        }
-        let mut sums_of = vec![root];
         // With few features per split (a forest's sqrt), building each node's histogram for its
         // drawn features only (n·k per level) is cheaper than building the smaller child for
         // all features and subtracting (n/2·F per level, plus the subtraction).
         let direct = 2 * p.features_per_split <= self.n_features;
-        if splittable(&root, 0, p) {
+        let mut root = Sums {
+            n: n as u64,
+            ..Sums::default()
+        };
+        // Best-first on all features (the team's case): the root's sums come from its
+        // histogram of feature 0, which a team computes without a serial pass over the rows.
+        let mut root_slot = None;
+        if hist_root_sums(p, self.n_features) {
             let slot = self.alloc();
             self.draw_features(p, rng);
-            self.build_hist(data, slot, 0, n, direct, n_threads);
+            self.build_hist(data, slot, 0, n, false, n_threads);
+            root = feature_sums(
+                &self.pool[slot * self.n_features * SLOT_BINS..],
+                data.n_bins(0),
+                n,
+            );
+            root_slot = Some(slot);
+        } else {
+            for gp in &self.gh {
+                root.g += f64::from(gp.g);
+                root.h += f64::from(gp.h);
+            }
+        }
+        let mut sums_of = vec![root];
+        if splittable(&root, 0, p) {
+            let slot = match root_slot {
+                Some(slot) => slot,
+                None => {
+                    let slot = self.alloc();
+                    self.draw_features(p, rng);
+                    self.build_hist(data, slot, 0, n, direct, n_threads);
+                    slot
+                }
+            };
             self.consider(data, p, 0, 0, n, 0, slot, root);
         } else {
+            self.free.extend(root_slot);
             self.leaves.push(LeafRange {
                 node: 0,
                 start: 0,
@@ -926,6 +948,26 @@ impl Learner {
             }
         }
     }
+}
+
+/// Whether the root's sums are read from its histogram of feature 0 (best-first growth on all
+/// features) rather than summed over the rows.
+fn hist_root_sums(p: &GrowParams, n_features: usize) -> bool {
+    p.growth == Growth::BestFirst && p.features_per_split >= n_features
+}
+
+/// Sums of the `n` rows of a node from its histogram `fh` of one feature (first `nb` bins), in
+/// bin order.
+fn feature_sums(fh: &[Bin], nb: usize, n: usize) -> Sums {
+    let mut s = Sums {
+        n: n as u64,
+        ..Sums::default()
+    };
+    for b in &fh[..nb.min(fh.len())] {
+        s.g += b.g;
+        s.h += b.h;
+    }
+    s
 }
 
 /// Output of a leaf with sums `s`.

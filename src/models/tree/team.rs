@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{
-    best_split, better, group_size, leaf_value, partition_rows, score, splittable, Bin, Candidate,
-    GradPair, GrowParams, LeafRange, Node, Split, Sums, Tree, SLOT_BINS,
+    best_split, better, feature_sums, group_size, leaf_value, partition_rows, score, splittable,
+    Bin, Candidate, GradPair, GrowParams, LeafRange, Node, Split, Sums, Tree, SLOT_BINS,
 };
 use crate::models::binning::{BinMapper, BinnedMatrix};
 
@@ -77,6 +77,8 @@ struct Msg {
     mid: usize,
     /// After the scans: best split over the sender's features (small child, large child).
     best: [Option<Split>; 2],
+    /// At the root, from the thread holding feature 0: the root's sums.
+    sums: Option<Sums>,
 }
 
 /// A reusable barrier for `n` threads: spins [`SPIN`] polls, then sleeps on a condvar.
@@ -286,16 +288,20 @@ fn run(sh: &Shared, w: usize, st: &mut TeamState, importances: &mut [f64]) -> Op
     // Per node, its rows in each block: `ranges[node * t + b]`.
     let mut ranges: Vec<(usize, usize)> =
         (0..t).map(|b| (sh.bounds[b], sh.bounds[b + 1])).collect();
-    let mut root = Sums {
+    // The root's histogram; the thread holding feature 0 reads the root's sums from it.
+    let root_slot = st.alloc();
+    let hist = &mut st.pool[root_slot * f_len..(root_slot + 1) * f_len];
+    let mine = node_hist(sh, hist, f0, f1, group, &ranges[..t]);
+    let sums = (f0 == 0 && f1 > 0).then(|| feature_sums(mine, data.n_bins(0), n));
+    let msg = Msg {
+        sums,
+        ..Msg::default()
+    };
+    sh.exchange(w, &mut phase, msg, &mut msgs);
+    let root = msgs.iter().find_map(|m| m.sums).unwrap_or(Sums {
         n: n as u64,
         ..Sums::default()
-    };
-    for b in &sh.blocks {
-        for gp in read(b).gh.iter() {
-            root.g += f64::from(gp.g);
-            root.h += f64::from(gp.h);
-        }
-    }
+    });
     let mut nodes = vec![Node {
         value: 0.0,
         feature: 0,
@@ -306,9 +312,8 @@ fn run(sh: &Shared, w: usize, st: &mut TeamState, importances: &mut [f64]) -> Op
     let mut leaves: Vec<u32> = Vec::new();
     let mut candidates: Vec<Candidate> = Vec::new();
     if splittable(&root, 0, p) {
-        let slot = st.alloc();
-        let hist = &mut st.pool[slot * f_len..(slot + 1) * f_len];
-        let mine = node_hist(sh, hist, f0, f1, group, &ranges[..t]);
+        let slot = root_slot;
+        let mine = &st.pool[slot * f_len..(slot + 1) * f_len];
         let parent = score(root.g, root.h, p.lambda);
         let mut best = None;
         for f in f0..f1 {
@@ -316,13 +321,14 @@ fn run(sh: &Shared, w: usize, st: &mut TeamState, importances: &mut [f64]) -> Op
             best = better(best, best_split(fh, data.n_bins(f), f, &root, parent, p));
         }
         let msg = Msg {
-            mid: 0,
             best: [best, None],
+            ..Msg::default()
         };
         sh.exchange(w, &mut phase, msg, &mut msgs);
         let best = msgs.iter().fold(None, |a, m| better(a, m.best[0]));
         settle(&mut candidates, &mut leaves, st, 0, 0, slot, root, best);
     } else {
+        st.free.push(root_slot);
         leaves.push(0);
     }
 
@@ -355,7 +361,7 @@ fn run(sh: &Shared, w: usize, st: &mut TeamState, importances: &mut [f64]) -> Op
             &mut phase,
             Msg {
                 mid,
-                best: [None, None],
+                ..Msg::default()
             },
             &mut msgs,
         );
@@ -411,7 +417,11 @@ fn run(sh: &Shared, w: usize, st: &mut TeamState, importances: &mut [f64]) -> Op
             c.slot,
             (g_sums, g_ok),
         );
-        sh.exchange(w, &mut phase, Msg { mid: 0, best }, &mut msgs);
+        let msg = Msg {
+            best,
+            ..Msg::default()
+        };
+        sh.exchange(w, &mut phase, msg, &mut msgs);
         let s_best = msgs.iter().fold(None, |a, m| better(a, m.best[0]));
         let g_best = msgs.iter().fold(None, |a, m| better(a, m.best[1]));
         for (ok, id, slot, sums, best) in [
