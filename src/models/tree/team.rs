@@ -16,6 +16,11 @@
 //!
 //! Every histogram bin receives its rows in the serial order and the best split is a total
 //! order, so the tree is the serial learner's, bit for bit, whatever the number of threads.
+//!
+//! The price of exchanging twice per node: the team needs its threads running together. On a
+//! machine whose cores are busy with other work, a thread that is descheduled stalls the others
+//! at the next exchange (measured: 100k rows on 2 threads beside a 2-core compile, 1.3 s
+//! against 0.6 s on 1 thread), so `n_threads` should not exceed the free cores.
 
 use std::hint::spin_loop;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
