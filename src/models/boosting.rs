@@ -9,10 +9,10 @@
 //! - optional row subsampling per round (seeded, one ChaCha stream per round);
 //! - optional early stopping on the chronological tail of the training window
 //!   (`validation_fraction`), keeping the trees up to the best validation loss;
-//! - with `n_threads > 1` the whole fit runs on one rayon pool built for it (no thread is
-//!   spawned per step): gradients in fixed row chunks, histograms in feature groups (each
-//!   feature summed by one thread in row order), the partition of large nodes in row chunks;
-//!   the model does not depend on the number of threads.
+//! - with `n_threads > 1` the whole fit runs on one rayon pool built for it: gradients in fixed
+//!   row chunks, the score update per row block; each tree grows on a team of threads sharing
+//!   every node (see `tree::team`: row blocks per thread, feature histograms per thread, each
+//!   feature summed in row order); the model does not depend on the number of threads.
 //!
 //! Parameters follow linfa: [`GradientBoostingParams`] checks into
 //! [`GradientBoostingValidParams`], which implements [`linfa::traits::Fit`].
@@ -337,8 +337,9 @@ fn log_loss(s: f64, y: bool) -> f64 {
 }
 
 /// Rows per gradient chunk: the loss is summed per chunk, then over chunks in order, so it
-/// does not depend on the number of threads.
-const GRAD_CHUNK: usize = 1 << 14;
+/// does not depend on the number of threads. Small enough that 80k rows make 20 chunks, which
+/// two threads share evenly.
+const GRAD_CHUNK: usize = 1 << 12;
 
 /// Gradient pairs of all rows at `scores` (in parallel on the current rayon pool when
 /// `n_threads > 1`); returns the mean log-loss at `scores`.
@@ -373,8 +374,8 @@ fn gradient_chunk(scores: &[f64], y: &[bool], out: &mut [GradPair]) -> f64 {
         };
         loss += s.max(0.0) + (1.0 + e).ln() - if yi { s } else { 0.0 };
         *o = GradPair {
-            g: p - f64::from(u8::from(yi)),
-            h: (p * (1.0 - p)).max(1e-16),
+            g: (p - f64::from(u8::from(yi))) as f32,
+            h: (p * (1.0 - p)).max(1e-16) as f32,
         };
     }
     loss
@@ -540,13 +541,7 @@ impl GradientBoostingValidParams {
             // No feature sampling: the rng is never drawn from.
             let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
             let tree = learner.grow(&data, &mapper, &grow, &mut rng, self.n_threads, &mut gains);
-            let rows = learner.rows();
-            for leaf in &learner.leaves {
-                let v = tree.nodes()[leaf.node as usize].value;
-                for &r in &rows[leaf.start..leaf.end] {
-                    scores[r as usize] += v;
-                }
-            }
+            learner.add_leaf_values(&tree, &mut scores);
             if self.subsample < 1.0 {
                 for (i, _) in in_sample.iter().enumerate().filter(|(_, s)| !**s) {
                     scores[i] += walk_binned(&tree, &learner.split_bins, &data, i);

@@ -447,7 +447,8 @@ impl RandomForestValidParams {
         let (idx, gh) = learner.rows_mut();
         for (i, (&c, &label)) in counts.iter().zip(y).enumerate() {
             if c > 0 {
-                let w = f64::from(c);
+                // Bootstrap counts are small integers: exact in f32.
+                let w = c as f32;
                 idx.push(i as u32);
                 gh.push(GradPair {
                     g: if label { w } else { 0.0 },

@@ -16,9 +16,11 @@
 //! log-loss Newton pair. Everything is deterministic: every feature's histogram is summed by one
 //! thread in row order, whatever the number of threads.
 //!
-//! With `n_threads > 1` the learner runs the per-node work of large nodes on the current rayon
-//! pool (a persistent pool built once per fit by [`with_pool`], so no thread is spawned per
-//! node): the histogram one task per feature, the partition in row chunks (phase 1: each chunk
+//! With `n_threads > 1`, best-first growth on all features (gradient boosting) runs on a team
+//! of threads that share every node's work, small nodes included (see the `team` module).
+//! Otherwise the learner runs the per-node work of large nodes on the current rayon pool (a
+//! persistent pool built once per fit by [`with_pool`], so no thread is spawned per node): the
+//! histogram one task per feature, the partition in row chunks (phase 1: each chunk
 //! split stably into scratch buffers; phase 2: each chunk's parts copied to their final places).
 //! A stable partition is unique, so chunking does not change the result.
 //!
@@ -30,6 +32,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::binning::{BinMapper, BinnedMatrix};
+
+mod team;
 
 /// One node of a fitted tree.
 ///
@@ -124,11 +128,13 @@ impl Tree {
     }
 }
 
-/// Gradient and hessian of one row (random forest: w·y and w).
+/// Gradient and hessian of one row (random forest: w·y and w), in single precision like
+/// LightGBM's: the partition moves 12 bytes per row instead of 20 and the histograms read less;
+/// histogram sums stay in `f64`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct GradPair {
-    pub g: f64,
-    pub h: f64,
+    pub g: f32,
+    pub h: f32,
 }
 
 /// One histogram bin: sums over the rows of a node whose feature falls in the bin.
@@ -144,6 +150,9 @@ const SLOT_BINS: usize = 256;
 
 /// Below this many (rows × features) a histogram is built on the calling thread only.
 const PAR_MIN_WORK: usize = 1 << 15;
+
+/// From this many rows, best-first growth on several threads runs on a team (`team` module).
+const TEAM_MIN_ROWS: usize = 1 << 12;
 
 /// Below this many rows a node is partitioned on the calling thread only.
 const PAR_MIN_PARTITION: usize = 1 << 13;
@@ -266,6 +275,12 @@ pub(crate) struct Learner {
     pub leaves: Vec<LeafRange>,
     /// After [`Learner::grow`]: per node, the split bin (internal nodes).
     pub split_bins: Vec<u8>,
+    /// Per-thread histogram slots of the team learner (see the `team` module).
+    team: Vec<team::TeamState>,
+    /// The rows are `0..n` in order (set by [`Learner::all_rows_mut`]).
+    all_rows: bool,
+    /// After a team's growth on all rows: per block, its rows and its slice of `leaves`.
+    leaf_blocks: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
 }
 
 impl Learner {
@@ -287,6 +302,9 @@ impl Learner {
             drawn: n_features,
             leaves: Vec::new(),
             split_bins: Vec::new(),
+            team: Vec::new(),
+            all_rows: false,
+            leaf_blocks: Vec::new(),
         };
         for _ in 0..slots {
             let s = l.alloc();
@@ -300,6 +318,7 @@ impl Learner {
     pub fn rows_mut(&mut self) -> (&mut Vec<u32>, &mut Vec<GradPair>) {
         self.idx.clear();
         self.gh.clear();
+        self.all_rows = false;
         (&mut self.idx, &mut self.gh)
     }
 
@@ -310,12 +329,51 @@ impl Learner {
         self.idx.clear();
         self.idx.extend(0..n as u32);
         self.gh.resize(n, GradPair::default());
+        self.all_rows = true;
         &mut self.gh
     }
 
     /// Row indices, partitioned by leaf after [`Learner::grow`] (see [`Learner::leaves`]).
+    #[cfg(test)]
     pub fn rows(&self) -> &[u32] {
         &self.idx
+    }
+
+    /// Adds to `scores[row]` the value of the leaf of `tree` (the tree just grown) holding
+    /// `row`, for every row of the tree; rows `0..n` grown on a team are updated block by block
+    /// in parallel on the current rayon pool.
+    pub fn add_leaf_values(&self, tree: &Tree, scores: &mut [f64]) {
+        let add = |part: &mut [f64], lo: usize, leaves: &[LeafRange]| {
+            for leaf in leaves {
+                let v = tree.nodes[leaf.node as usize].value;
+                for &r in &self.idx[leaf.start..leaf.end] {
+                    if let Some(s) = part.get_mut((r as usize).wrapping_sub(lo)) {
+                        *s += v;
+                    }
+                }
+            }
+        };
+        let fits = self
+            .leaf_blocks
+            .last()
+            .is_some_and(|b| b.0.end <= scores.len());
+        if !fits {
+            add(scores, 0, &self.leaves);
+            return;
+        }
+        let mut parts = Vec::with_capacity(self.leaf_blocks.len());
+        let mut rest = scores;
+        let mut at = 0;
+        for (rows, leaves) in &self.leaf_blocks {
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(rows.start - at);
+            let (part, tail) = tail.split_at_mut(rows.len());
+            rest = tail;
+            at = rows.end;
+            parts.push((part, rows.start, &self.leaves[leaves.clone()]));
+        }
+        parts
+            .into_par_iter()
+            .for_each(|(part, lo, leaves)| add(part, lo, leaves));
     }
 
     fn alloc(&mut self) -> usize {
@@ -345,6 +403,41 @@ impl Learner {
         let n = self.idx.len();
         self.scratch_idx.resize(n, 0);
         self.scratch_gh.resize(n, GradPair::default());
+        // Growing reorders the rows.
+        let all_rows = std::mem::take(&mut self.all_rows);
+        self.leaf_blocks.clear();
+        if n_threads > 1
+            && n >= TEAM_MIN_ROWS
+            && p.growth == Growth::BestFirst
+            && p.features_per_split >= self.n_features
+        {
+            self.team.resize_with(n_threads, team::TeamState::default);
+            self.team.truncate(n_threads);
+            if let Some(g) = team::grow(
+                data,
+                mapper,
+                p,
+                &mut self.team,
+                &mut self.idx,
+                &mut self.gh,
+                &mut self.scratch_idx,
+                &mut self.scratch_gh,
+                importances,
+            ) {
+                self.leaves = g.leaves;
+                self.split_bins = g.split_bins;
+                if all_rows {
+                    // Block b held the rows block_bounds[b].. in order: its leaves hold them.
+                    self.leaf_blocks = g
+                        .block_bounds
+                        .windows(2)
+                        .zip(g.leaf_blocks.windows(2))
+                        .map(|(r, l)| (r[0]..r[1], l[0]..l[1]))
+                        .collect();
+                }
+                return g.tree;
+            }
+        }
         if n_threads > 1 {
             self.scratch2_idx.resize(n, 0);
             self.scratch2_gh.resize(n, GradPair::default());
@@ -362,25 +455,47 @@ impl Learner {
             left: 0,
         }];
         self.split_bins.push(0);
-        let mut root = Sums {
-            n: n as u64,
-            ..Sums::default()
-        };
-        for gp in &self.gh {
-            root.g += gp.g;
-            root.h += gp.h;
-        }
-        let mut sums_of = vec![root];
         // With few features per split (a forest's sqrt), building each node's histogram for its
         // drawn features only (n·k per level) is cheaper than building the smaller child for
         // all features and subtracting (n/2·F per level, plus the subtraction).
         let direct = 2 * p.features_per_split <= self.n_features;
-        if splittable(&root, 0, p) {
+        let mut root = Sums {
+            n: n as u64,
+            ..Sums::default()
+        };
+        // Best-first on all features (the team's case): the root's sums come from its
+        // histogram of feature 0, which a team computes without a serial pass over the rows.
+        let mut root_slot = None;
+        if hist_root_sums(p, self.n_features) {
             let slot = self.alloc();
             self.draw_features(p, rng);
-            self.build_hist(data, slot, 0, n, direct, n_threads);
+            self.build_hist(data, slot, 0, n, false, n_threads);
+            root = feature_sums(
+                &self.pool[slot * self.n_features * SLOT_BINS..],
+                data.n_bins(0),
+                n,
+            );
+            root_slot = Some(slot);
+        } else {
+            for gp in &self.gh {
+                root.g += f64::from(gp.g);
+                root.h += f64::from(gp.h);
+            }
+        }
+        let mut sums_of = vec![root];
+        if splittable(&root, 0, p) {
+            let slot = match root_slot {
+                Some(slot) => slot,
+                None => {
+                    let slot = self.alloc();
+                    self.draw_features(p, rng);
+                    self.build_hist(data, slot, 0, n, direct, n_threads);
+                    slot
+                }
+            };
             self.consider(data, p, 0, 0, n, 0, slot, root);
         } else {
+            self.free.extend(root_slot);
             self.leaves.push(LeafRange {
                 node: 0,
                 start: 0,
@@ -546,27 +661,7 @@ impl Learner {
             });
         }
         for leaf in &self.leaves {
-            let s = sums_of[leaf.node as usize];
-            nodes[leaf.node as usize].value = match p.leaf {
-                LeafRule::Mean => {
-                    if s.h > 0.0 {
-                        s.g / s.h
-                    } else {
-                        0.0
-                    }
-                }
-                LeafRule::Newton {
-                    lambda,
-                    learning_rate,
-                } => {
-                    let d = s.h + lambda;
-                    if d > 0.0 {
-                        -s.g / d * learning_rate
-                    } else {
-                        0.0
-                    }
-                }
-            };
+            nodes[leaf.node as usize].value = leaf_value(&sums_of[leaf.node as usize], p.leaf);
         }
         Tree { nodes }
     }
@@ -740,21 +835,7 @@ impl Learner {
         let gh = &mut self.gh[start..end];
         let (si, sg) = (&mut self.scratch_idx[..n], &mut self.scratch_gh[..n]);
         if n_threads <= 1 || n < PAR_MIN_PARTITION || self.scratch2_idx.len() < n {
-            let (mut w, mut r) = (0usize, 0usize);
-            // Branchless: every row is written to both sides, the cursors advance by the test.
-            for k in 0..idx.len() {
-                let (row, g) = (idx[k], gh[k]);
-                let left = col[row as usize] <= bin;
-                idx[w] = row;
-                gh[w] = g;
-                si[r] = row;
-                sg[r] = g;
-                w += usize::from(left);
-                r += usize::from(!left);
-            }
-            idx[w..].copy_from_slice(&si[..r]);
-            gh[w..].copy_from_slice(&sg[..r]);
-            return start + w;
+            return start + partition_rows(col, bin, idx, gh, si, sg);
         }
         let (ri, rg) = (&mut self.scratch2_idx[..n], &mut self.scratch2_gh[..n]);
         let per = n.div_ceil(n_threads);
@@ -869,6 +950,50 @@ impl Learner {
     }
 }
 
+/// Whether the root's sums are read from its histogram of feature 0 (best-first growth on all
+/// features) rather than summed over the rows.
+fn hist_root_sums(p: &GrowParams, n_features: usize) -> bool {
+    p.growth == Growth::BestFirst && p.features_per_split >= n_features
+}
+
+/// Sums of the `n` rows of a node from its histogram `fh` of one feature (first `nb` bins), in
+/// bin order.
+fn feature_sums(fh: &[Bin], nb: usize, n: usize) -> Sums {
+    let mut s = Sums {
+        n: n as u64,
+        ..Sums::default()
+    };
+    for b in &fh[..nb.min(fh.len())] {
+        s.g += b.g;
+        s.h += b.h;
+    }
+    s
+}
+
+/// Output of a leaf with sums `s`.
+fn leaf_value(s: &Sums, rule: LeafRule) -> f64 {
+    match rule {
+        LeafRule::Mean => {
+            if s.h > 0.0 {
+                s.g / s.h
+            } else {
+                0.0
+            }
+        }
+        LeafRule::Newton {
+            lambda,
+            learning_rate,
+        } => {
+            let d = s.h + lambda;
+            if d > 0.0 {
+                -s.g / d * learning_rate
+            } else {
+                0.0
+            }
+        }
+    }
+}
+
 /// Smallest gain that justifies a split.
 const MIN_GAIN: f64 = 1e-12;
 
@@ -945,6 +1070,34 @@ fn splittable(s: &Sums, depth: usize, p: &GrowParams) -> bool {
         && s.n >= 2 * p.min_samples_leaf
         && s.h >= 2.0 * p.min_child_weight
         && !(p.stop_pure && (s.g <= 0.0 || s.g >= s.h))
+}
+
+/// Stable in-place partition of the rows `idx` (and their pairs `gh`) by `bin(col) <= bin`,
+/// using `si`/`sg` (at least as long) as scratch; returns the number of left rows.
+#[inline]
+fn partition_rows(
+    col: &[u8],
+    bin: u8,
+    idx: &mut [u32],
+    gh: &mut [GradPair],
+    si: &mut [u32],
+    sg: &mut [GradPair],
+) -> usize {
+    let (mut w, mut r) = (0usize, 0usize);
+    // Branchless: every row is written to both sides, the cursors advance by the test.
+    for k in 0..idx.len() {
+        let (row, g) = (idx[k], gh[k]);
+        let left = col[row as usize] <= bin;
+        idx[w] = row;
+        gh[w] = g;
+        si[r] = row;
+        sg[r] = g;
+        w += usize::from(left);
+        r += usize::from(!left);
+    }
+    idx[w..].copy_from_slice(&si[..r]);
+    gh[w..].copy_from_slice(&sg[..r]);
+    w
 }
 
 /// Stable split of one chunk of rows: left rows (`bin(col) <= bin`) to `(li, lg)`, right rows
@@ -1027,12 +1180,24 @@ fn hist_pass<const K: usize>(
             *b = Bin::default();
         }
     }
+    hist_add(&mut h, &cols, idx, gh);
+}
+
+/// Adds the rows `idx` (pairs `gh`) to the `K` histograms `h` of the columns `cols`, in row
+/// order (the hot loop).
+#[inline(always)]
+fn hist_add<const K: usize>(
+    h: &mut [&mut [Bin; SLOT_BINS]; K],
+    cols: &[&[u8]; K],
+    idx: &[u32],
+    gh: &[GradPair],
+) {
     for (&i, p) in idx.iter().zip(gh) {
         let i = i as usize;
         for k in 0..K {
             let b = &mut h[k][cols[k][i] as usize];
-            b.g += p.g;
-            b.h += p.h;
+            b.g += f64::from(p.g);
+            b.h += f64::from(p.h);
             b.n += 1;
         }
     }
@@ -1076,7 +1241,10 @@ mod tests {
             let (idx, gh) = l.rows_mut();
             for (i, &yi) in y.iter().enumerate() {
                 idx.push(i as u32);
-                gh.push(GradPair { g: yi, h: 1.0 });
+                gh.push(GradPair {
+                    g: yi as f32,
+                    h: 1.0,
+                });
             }
             let mut imp = vec![0.0; 2];
             let tree = l.grow(&data, &mapper, &params(growth), &mut rng, 1, &mut imp);
@@ -1103,7 +1271,7 @@ mod tests {
         for i in 0..n {
             idx.push(i as u32);
             gh.push(GradPair {
-                g: x[[i, 0]].sin() + x[[i, 1]] - 0.5,
+                g: (x[[i, 0]].sin() + x[[i, 1]] - 0.5) as f32,
                 h: 1.0,
             });
         }
@@ -1139,8 +1307,8 @@ mod tests {
                 for i in 0..n {
                     idx.push(i as u32);
                     gh.push(GradPair {
-                        g: x[[i, 0]] - x[[i, 1]] * x[[i, 2]] - 0.2,
-                        h: 0.25 + x[[i, 3]],
+                        g: (x[[i, 0]] - x[[i, 1]] * x[[i, 2]] - 0.2) as f32,
+                        h: (0.25 + x[[i, 3]]) as f32,
                     });
                 }
                 let mut p = params(Growth::BestFirst);
@@ -1155,19 +1323,27 @@ mod tests {
                 let mut imp = vec![0.0; 5];
                 let mut rng = ChaCha8Rng::seed_from_u64(0);
                 let tree = l.grow(&data, &mapper, &p, &mut rng, threads, &mut imp);
-                let ranges: Vec<_> = l.leaves.iter().map(|r| (r.node, r.start, r.end)).collect();
-                Ok((tree, l.rows().to_vec(), ranges, imp))
+                // Every leaf's rows, in the order the leaf's ranges list them (a team of
+                // threads keeps one range per thread's block).
+                let mut leaf_rows = std::collections::BTreeMap::<u32, Vec<u32>>::new();
+                for r in &l.leaves {
+                    leaf_rows
+                        .entry(r.node)
+                        .or_default()
+                        .extend_from_slice(&l.rows()[r.start..r.end]);
+                }
+                Ok((tree, leaf_rows, imp))
             })
             .unwrap()
         };
         let one = grow(1);
         assert_eq!(one.0.n_leaves(), 40);
-        for t in [2, 3] {
+        // 8 threads on 5 features: some threads own no feature, only rows.
+        for t in [2, 3, 8] {
             let other = grow(t);
             assert_eq!(one.0, other.0, "tree, {t} threads");
-            assert_eq!(one.1, other.1, "row order, {t} threads");
-            assert_eq!(one.2, other.2, "leaf ranges, {t} threads");
-            assert_eq!(one.3, other.3, "importances, {t} threads");
+            assert_eq!(one.1, other.1, "rows of each leaf, in order, {t} threads");
+            assert_eq!(one.2, other.2, "importances, {t} threads");
         }
     }
 
