@@ -750,14 +750,7 @@ impl Learner {
         let (l_sums, l_eval) = large;
         let nf = self.n_features;
         let f_len = nf * SLOT_BINS;
-        let (lo, hi) = (parent.min(slot), parent.max(slot));
-        let (a, b) = self.pool.split_at_mut(hi * f_len);
-        let (lo_s, hi_s) = (&mut a[lo * f_len..(lo + 1) * f_len], &mut b[..f_len]);
-        let (par, sm) = if parent < slot {
-            (lo_s, hi_s)
-        } else {
-            (hi_s, lo_s)
-        };
+        let (par, sm) = slot_pair(&mut self.pool, f_len, parent, slot);
         let idx = &self.idx[start..end];
         let gh = &self.gh[start..end];
         let (s_score, l_score) = (
@@ -777,27 +770,14 @@ impl Learner {
                 let mut hs: Vec<&mut [Bin]> = sm.chunks_exact_mut(SLOT_BINS).collect();
                 features_hist(&mut hs, &feats, data, idx, gh);
             }
-            let mut best = (None, None);
-            for (k, (sh, ph)) in sm
-                .chunks_exact_mut(SLOT_BINS)
-                .zip(par.chunks_exact_mut(SLOT_BINS))
-                .enumerate()
-            {
-                let f = f0 + k;
-                let nb = data.n_bins(f);
-                for (x, y) in ph[..nb].iter_mut().zip(&sh[..nb]) {
-                    x.g -= y.g;
-                    x.h -= y.h;
-                    x.n -= y.n;
-                }
-                if s_eval {
-                    best.0 = better(best.0, best_split(sh, nb, f, &s_sums, s_score, p));
-                }
-                if l_eval {
-                    best.1 = better(best.1, best_split(ph, nb, f, &l_sums, l_score, p));
-                }
-            }
-            best
+            let [a, b] = subtract_and_scan(
+                data,
+                p,
+                f0,
+                (sm, &s_sums, s_score, s_eval),
+                (par, &l_sums, l_score, l_eval),
+            );
+            (a, b)
         };
         if threads <= 1 {
             return sm
@@ -930,24 +910,70 @@ impl Learner {
     /// `slot parent -= slot small`, feature by feature.
     fn subtract(&mut self, data: &BinnedMatrix, parent: usize, small: usize) {
         let f_len = self.n_features * SLOT_BINS;
-        let (lo, hi) = (parent.min(small), parent.max(small));
-        let (a, b) = self.pool.split_at_mut(hi * f_len);
-        let (lo_s, hi_s) = (&mut a[lo * f_len..(lo + 1) * f_len], &mut b[..f_len]);
-        let (par, sm): (&mut [Bin], &[Bin]) = if parent < small {
-            (lo_s, hi_s)
-        } else {
-            (hi_s, lo_s)
-        };
+        let (par, sm) = slot_pair(&mut self.pool, f_len, parent, small);
         for f in 0..self.n_features {
-            let nb = data.n_bins(f);
             let o = f * SLOT_BINS;
-            for (x, y) in par[o..o + nb].iter_mut().zip(&sm[o..o + nb]) {
-                x.g -= y.g;
-                x.h -= y.h;
-                x.n -= y.n;
-            }
+            subtract_bins(&mut par[o..], &sm[o..], data.n_bins(f));
         }
     }
+}
+
+/// Slots `parent` and `small` (distinct) of a histogram pool of `f_len` bins a slot, both
+/// mutable: (parent's, small's).
+fn slot_pair(
+    pool: &mut [Bin],
+    f_len: usize,
+    parent: usize,
+    small: usize,
+) -> (&mut [Bin], &mut [Bin]) {
+    let (lo, hi) = (parent.min(small), parent.max(small));
+    let (a, b) = pool.split_at_mut(hi * f_len);
+    let (lo_s, hi_s) = (&mut a[lo * f_len..(lo + 1) * f_len], &mut b[..f_len]);
+    if parent < small {
+        (lo_s, hi_s)
+    } else {
+        (hi_s, lo_s)
+    }
+}
+
+/// `parent -= small` over the first `nb` bins.
+#[inline]
+fn subtract_bins(parent: &mut [Bin], small: &[Bin], nb: usize) {
+    for (x, y) in parent[..nb].iter_mut().zip(&small[..nb]) {
+        x.g -= y.g;
+        x.h -= y.h;
+        x.n -= y.n;
+    }
+}
+
+/// For the features `f0..` of an expansion (`SLOT_BINS` bins each): the small child's
+/// histograms are built; turns the parent's into the large child's by subtraction and returns
+/// the best split of (small child, large child), each only when asked for (`eval`); a child is
+/// (histograms, sums, score of its sums, eval).
+fn subtract_and_scan(
+    data: &BinnedMatrix,
+    p: &GrowParams,
+    f0: usize,
+    (small, s_sums, s_score, s_eval): (&mut [Bin], &Sums, f64, bool),
+    (large, l_sums, l_score, l_eval): (&mut [Bin], &Sums, f64, bool),
+) -> [Option<Split>; 2] {
+    let mut best = [None, None];
+    for (k, (sh, ph)) in small
+        .chunks_exact_mut(SLOT_BINS)
+        .zip(large.chunks_exact_mut(SLOT_BINS))
+        .enumerate()
+    {
+        let f = f0 + k;
+        let nb = data.n_bins(f);
+        subtract_bins(ph, sh, nb);
+        if s_eval {
+            best[0] = better(best[0], best_split(sh, nb, f, s_sums, s_score, p));
+        }
+        if l_eval {
+            best[1] = better(best[1], best_split(ph, nb, f, l_sums, l_score, p));
+        }
+    }
+    best
 }
 
 /// Whether the root's sums are read from its histogram of feature 0 (best-first growth on all
@@ -1168,18 +1194,30 @@ fn hist_pass<const K: usize>(
     idx: &[u32],
     gh: &[GradPair],
 ) {
+    for (k, hk) in hs.iter_mut().enumerate() {
+        for b in &mut hk[..data.n_bins(feats[k])] {
+            *b = Bin::default();
+        }
+    }
+    add_rows::<K>(hs, |k| feats[k], data, idx, gh);
+}
+
+/// Adds the rows `idx` (pairs `gh`) to the `K` histograms `hs` of the features `feat(0..K)`.
+#[inline]
+fn add_rows<const K: usize>(
+    hs: &mut [&mut [Bin]],
+    feat: impl Fn(usize) -> usize,
+    data: &BinnedMatrix,
+    idx: &[u32],
+    gh: &[GradPair],
+) {
     let hs: &mut [&mut [Bin]; K] = hs.try_into().expect("K histograms per pass");
     let mut h: [&mut [Bin; SLOT_BINS]; K] = hs.each_mut().map(|h| {
         (&mut **h)
             .try_into()
             .expect("histogram slot holds SLOT_BINS bins per feature")
     });
-    let cols: [&[u8]; K] = std::array::from_fn(|k| data.column(feats[k]));
-    for (k, hk) in h.iter_mut().enumerate() {
-        for b in &mut hk[..data.n_bins(feats[k])] {
-            *b = Bin::default();
-        }
-    }
+    let cols: [&[u8]; K] = std::array::from_fn(|k| data.column(feat(k)));
     hist_add(&mut h, &cols, idx, gh);
 }
 

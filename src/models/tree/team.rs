@@ -27,8 +27,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{
-    best_split, better, feature_sums, group_size, leaf_value, partition_rows, score, splittable,
-    Bin, Candidate, GradPair, GrowParams, LeafRange, Node, Split, Sums, Tree, SLOT_BINS,
+    best_split, better, feature_sums, group_size, leaf_value, partition_rows, score, slot_pair,
+    splittable, subtract_and_scan, Bin, Candidate, GradPair, GrowParams, LeafRange, Node, Split,
+    Sums, Tree, SLOT_BINS,
 };
 use crate::models::binning::{BinMapper, BinnedMatrix};
 
@@ -529,33 +530,15 @@ fn node_hist<'h>(
             let (s, e) = ranges[b];
             let (idx, gh) = (&blk.idx[s - o..e - o], &blk.gh[s - o..e - o]);
             match hs.len() {
-                1 => add::<1>(&mut hs, fs, data, idx, gh),
-                2 => add::<2>(&mut hs, fs, data, idx, gh),
-                3 => add::<3>(&mut hs, fs, data, idx, gh),
-                _ => add::<4>(&mut hs, fs, data, idx, gh),
+                1 => super::add_rows::<1>(&mut hs, |k| fs + k, data, idx, gh),
+                2 => super::add_rows::<2>(&mut hs, |k| fs + k, data, idx, gh),
+                3 => super::add_rows::<3>(&mut hs, |k| fs + k, data, idx, gh),
+                _ => super::add_rows::<4>(&mut hs, |k| fs + k, data, idx, gh),
             }
         }
     }
     debug_assert!(f1 >= f0);
     hist
-}
-
-/// Adds rows to the `K` histograms `hs` of features `fs..fs + K`.
-fn add<const K: usize>(
-    hs: &mut [&mut [Bin]],
-    fs: usize,
-    data: &BinnedMatrix,
-    idx: &[u32],
-    gh: &[GradPair],
-) {
-    let hs: &mut [&mut [Bin]; K] = hs.try_into().expect("K histograms per pass");
-    let mut h: [&mut [Bin; SLOT_BINS]; K] = hs.each_mut().map(|h| {
-        (&mut **h)
-            .try_into()
-            .expect("histogram slot holds SLOT_BINS bins per feature")
-    });
-    let cols: [&[u8]; K] = std::array::from_fn(|k| data.column(fs + k));
-    super::hist_add(&mut h, &cols, idx, gh);
 }
 
 /// This thread's features of one expansion: builds the small child's histogram into `small`,
@@ -571,38 +554,17 @@ fn children(
 ) -> [Option<Split>; 2] {
     let (data, p) = (sh.data, sh.p);
     let f_len = st.f_len;
-    let (lo, hi) = (parent.min(small), parent.max(small));
-    let (a, b) = st.pool.split_at_mut(hi * f_len);
-    let (lo_s, hi_s) = (&mut a[lo * f_len..(lo + 1) * f_len], &mut b[..f_len]);
-    let (par, sm) = if parent < small {
-        (lo_s, hi_s)
-    } else {
-        (hi_s, lo_s)
-    };
+    let (par, sm) = slot_pair(&mut st.pool, f_len, parent, small);
     let sm = node_hist(sh, sm, f0, f1, group, s_ranges);
     let (s_score, l_score) = (
         score(s_sums.g, s_sums.h, p.lambda),
         score(l_sums.g, l_sums.h, p.lambda),
     );
-    let mut best = [None, None];
-    for (k, (sh_, ph)) in sm
-        .chunks_exact_mut(SLOT_BINS)
-        .zip(par.chunks_exact_mut(SLOT_BINS))
-        .enumerate()
-    {
-        let f = f0 + k;
-        let nb = data.n_bins(f);
-        for (x, y) in ph[..nb].iter_mut().zip(&sh_[..nb]) {
-            x.g -= y.g;
-            x.h -= y.h;
-            x.n -= y.n;
-        }
-        if s_eval {
-            best[0] = better(best[0], best_split(sh_, nb, f, &s_sums, s_score, p));
-        }
-        if l_eval {
-            best[1] = better(best[1], best_split(ph, nb, f, &l_sums, l_score, p));
-        }
-    }
-    best
+    subtract_and_scan(
+        data,
+        p,
+        f0,
+        (sm, &s_sums, s_score, s_eval),
+        (par, &l_sums, l_score, l_eval),
+    )
 }
