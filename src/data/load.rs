@@ -972,8 +972,9 @@ fn fast_ts(line: &[u8], dates: &mut DateCache) -> Option<(i64, usize)> {
 // Anything unusual returns `None`, and the line takes the byte-by-byte path, which gives the same
 // values for the lines both accept (same mantissa, same one division).
 
-/// Bytes a line needs in front of it (the timestamp and comma, 64 classified bytes, and 16 bytes
-/// of slack for the last number's 16-byte load).
+/// Bytes a line needs in front of it: the timestamp and comma, 64 classified bytes, and slack for
+/// the 8-byte loads of a number's digits (a fraction starting at byte 64 of the window reads up to
+/// byte 72).
 const LINE_BYTES: usize = TS_BYTES + 64 + 16;
 /// `YYYY-MM-DDTHH:MM:SSZ,`
 const TS_BYTES: usize = 21;
