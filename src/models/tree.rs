@@ -244,6 +244,31 @@ struct Candidate {
     split: Split,
 }
 
+impl Candidate {
+    /// Sums of the left and right children of the candidate's split.
+    fn children_sums(&self) -> (Sums, Sums) {
+        let left = self.split.left;
+        let right = Sums {
+            g: self.sums.g - left.g,
+            h: self.sums.h - left.h,
+            n: self.sums.n - left.n,
+        };
+        (left, right)
+    }
+}
+
+/// Index of the candidate best-first growth expands next: highest gain, then lowest node.
+fn best_candidate(candidates: &[Candidate]) -> usize {
+    let mut best = 0;
+    for (i, c) in candidates.iter().enumerate().skip(1) {
+        let b = &candidates[best];
+        if c.split.gain > b.split.gain || (c.split.gain == b.split.gain && c.node < b.node) {
+            best = i;
+        }
+    }
+    best
+}
+
 /// A finished leaf: its node and its rows `idx[start..end]`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LeafRange {
@@ -407,11 +432,7 @@ impl Learner {
         let all_rows = std::mem::take(&mut self.all_rows);
         self.leaf_blocks.clear();
         let team_size = n_threads.min(max_team());
-        if team_size > 1
-            && n >= TEAM_MIN_ROWS
-            && p.growth == Growth::BestFirst
-            && p.features_per_split >= self.n_features
-        {
+        if team_size > 1 && n >= TEAM_MIN_ROWS && best_first_all_features(p, self.n_features) {
             self.team.resize_with(team_size, team::TeamState::default);
             self.team.truncate(team_size);
             if let Some(g) = team::grow(
@@ -467,7 +488,7 @@ impl Learner {
         // Best-first on all features (the team's case): the root's sums come from its
         // histogram of feature 0, which a team computes without a serial pass over the rows.
         let mut root_slot = None;
-        if hist_root_sums(p, self.n_features) {
+        if best_first_all_features(p, self.n_features) {
             let slot = self.alloc();
             self.draw_features(p, rng);
             self.build_hist(data, slot, 0, n, false, n_threads);
@@ -509,28 +530,12 @@ impl Learner {
         {
             let pick = match p.growth {
                 Growth::DepthFirst => self.candidates.len() - 1,
-                Growth::BestFirst => {
-                    let mut best = 0;
-                    for (i, c) in self.candidates.iter().enumerate().skip(1) {
-                        let b = &self.candidates[best];
-                        if c.split.gain > b.split.gain
-                            || (c.split.gain == b.split.gain && c.node < b.node)
-                        {
-                            best = i;
-                        }
-                    }
-                    best
-                }
+                Growth::BestFirst => best_candidate(&self.candidates),
             };
             let c = self.candidates.swap_remove(pick);
             let s = c.split;
             let mid = self.partition(data, c.start, c.end, s.feature, s.bin, n_threads);
-            let left = s.left;
-            let right = Sums {
-                g: c.sums.g - left.g,
-                h: c.sums.h - left.h,
-                n: c.sums.n - left.n,
-            };
+            let (left, right) = c.children_sums();
             debug_assert_eq!(mid - c.start, left.n as usize);
             let l_id = nodes.len() as u32;
             nodes[c.node as usize] = Node {
@@ -989,9 +994,9 @@ fn max_team() -> usize {
     }
 }
 
-/// Whether the root's sums are read from its histogram of feature 0 (best-first growth on all
-/// features) rather than summed over the rows.
-fn hist_root_sums(p: &GrowParams, n_features: usize) -> bool {
+/// Best-first growth on all features (gradient boosting): what a team grows, and where the
+/// root's sums are read from its histogram of feature 0 rather than summed over the rows.
+fn best_first_all_features(p: &GrowParams, n_features: usize) -> bool {
     p.growth == Growth::BestFirst && p.features_per_split >= n_features
 }
 

@@ -27,9 +27,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{
-    best_split, better, feature_sums, group_size, leaf_value, partition_rows, score, slot_pair,
-    splittable, subtract_and_scan, Bin, Candidate, GradPair, GrowParams, LeafRange, Node, Split,
-    Sums, Tree, SLOT_BINS,
+    best_candidate, best_split, better, feature_sums, group_size, leaf_value, partition_rows,
+    score, slot_pair, splittable, subtract_and_scan, Bin, Candidate, GradPair, GrowParams,
+    LeafRange, Node, Split, Sums, Tree, SLOT_BINS,
 };
 use crate::models::binning::{BinMapper, BinnedMatrix};
 
@@ -339,14 +339,7 @@ fn run(sh: &Shared, w: usize, st: &mut TeamState, importances: &mut [f64]) -> Op
     }
 
     while !candidates.is_empty() && leaves.len() + candidates.len() < p.max_leaves {
-        let mut pick = 0;
-        for (i, c) in candidates.iter().enumerate().skip(1) {
-            let b = &candidates[pick];
-            if c.split.gain > b.split.gain || (c.split.gain == b.split.gain && c.node < b.node) {
-                pick = i;
-            }
-        }
-        let c = candidates.swap_remove(pick);
+        let c = candidates.swap_remove(best_candidate(&candidates));
         let s = c.split;
         let (bs, be) = ranges[c.node as usize * t + w];
         let mid = {
@@ -371,12 +364,7 @@ fn run(sh: &Shared, w: usize, st: &mut TeamState, importances: &mut [f64]) -> Op
             },
             &mut msgs,
         );
-        let left = s.left;
-        let right = Sums {
-            g: c.sums.g - left.g,
-            h: c.sums.h - left.h,
-            n: c.sums.n - left.n,
-        };
+        let (left, right) = c.children_sums();
         let l_id = nodes.len() as u32;
         nodes[c.node as usize] = Node {
             value: sh.mapper.upper(s.feature, s.bin as usize),
