@@ -10,9 +10,9 @@
 //! - optional early stopping on the chronological tail of the training window
 //!   (`validation_fraction`), keeping the trees up to the best validation loss;
 //! - with `n_threads > 1` the whole fit runs on one rayon pool built for it: gradients in fixed
-//!   row chunks, the score update per row block; each tree grows on a team of threads sharing
-//!   every node (see `tree::team`: row blocks per thread, feature histograms per thread, each
-//!   feature summed in row order); the model does not depend on the number of threads.
+//!   row chunks, the score update per row block; each tree grows with one worker per thread,
+//!   each expanding whole nodes, while the choice of the node to split follows the one-thread
+//!   order (see `tree::frontier`); the model does not depend on the number of threads.
 //!
 //! Parameters follow linfa: [`GradientBoostingParams`] checks into
 //! [`GradientBoostingValidParams`], which implements [`linfa::traits::Fit`].

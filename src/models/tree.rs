@@ -16,9 +16,10 @@
 //! log-loss Newton pair. Everything is deterministic: every feature's histogram is summed by one
 //! thread in row order, whatever the number of threads.
 //!
-//! With `n_threads > 1`, best-first growth on all features (gradient boosting) runs on a team
-//! of threads that share every node's work, small nodes included (see the `team` module).
-//! Otherwise the learner runs the per-node work of large nodes on the current rayon pool (a
+//! With `n_threads > 1`, best-first growth on all features (gradient boosting) gives each thread
+//! whole nodes to expand and replays the one-thread order of splits (see the `frontier` module);
+//! its first nodes, and every other growth, run the per-node work of large nodes in parallel:
+//! the learner runs the per-node work of large nodes on the current rayon pool (a
 //! persistent pool built once per fit by [`with_pool`], so no thread is spawned per node): the
 //! histogram one task per feature, the partition in row chunks (phase 1: each chunk
 //! split stably into scratch buffers; phase 2: each chunk's parts copied to their final places).
@@ -33,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::binning::{BinMapper, BinnedMatrix};
 
-mod team;
+mod frontier;
 
 /// One node of a fitted tree.
 ///
@@ -151,8 +152,9 @@ const SLOT_BINS: usize = 256;
 /// Below this many (rows × features) a histogram is built on the calling thread only.
 const PAR_MIN_WORK: usize = 1 << 15;
 
-/// From this many rows, best-first growth on several threads runs on a team (`team` module).
-const TEAM_MIN_ROWS: usize = 1 << 12;
+/// From this many rows, best-first growth on several threads expands whole nodes per thread
+/// (`frontier` module).
+const FRONTIER_MIN_ROWS: usize = 1 << 12;
 
 /// Below this many rows a node is partitioned on the calling thread only.
 const PAR_MIN_PARTITION: usize = 1 << 13;
@@ -300,11 +302,14 @@ pub(crate) struct Learner {
     pub leaves: Vec<LeafRange>,
     /// After [`Learner::grow`]: per node, the split bin (internal nodes).
     pub split_bins: Vec<u8>,
-    /// Per-thread histogram slots of the team learner (see the `team` module).
-    team: Vec<team::TeamState>,
+    /// Per-worker partition scratch and the histogram buffers of best-first growth on several
+    /// threads (the `frontier` module).
+    frontier: Vec<frontier::Scratch>,
+    hists: Vec<Vec<Bin>>,
     /// The rows are `0..n` in order (set by [`Learner::all_rows_mut`]).
     all_rows: bool,
-    /// After a team's growth on all rows: per block, its rows and its slice of `leaves`.
+    /// After growth on several threads over all rows: per thread, a block of rows whose scores
+    /// it updates and the slice of `leaves` that may hold them.
     leaf_blocks: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
 }
 
@@ -327,7 +332,8 @@ impl Learner {
             drawn: n_features,
             leaves: Vec::new(),
             split_bins: Vec::new(),
-            team: Vec::new(),
+            frontier: Vec::new(),
+            hists: Vec::new(),
             all_rows: false,
             leaf_blocks: Vec::new(),
         };
@@ -365,7 +371,7 @@ impl Learner {
     }
 
     /// Adds to `scores[row]` the value of the leaf of `tree` (the tree just grown) holding
-    /// `row`, for every row of the tree; rows `0..n` grown on a team are updated block by block
+    /// `row`, for every row of the tree; rows `0..n` grown on several threads are updated block by block
     /// in parallel on the current rayon pool.
     pub fn add_leaf_values(&self, tree: &Tree, scores: &mut [f64]) {
         let add = |part: &mut [f64], lo: usize, leaves: &[LeafRange]| {
@@ -431,34 +437,34 @@ impl Learner {
         // Growing reorders the rows.
         let all_rows = std::mem::take(&mut self.all_rows);
         self.leaf_blocks.clear();
-        let team_size = n_threads.min(max_team());
-        if team_size > 1 && n >= TEAM_MIN_ROWS && best_first_all_features(p, self.n_features) {
-            self.team.resize_with(team_size, team::TeamState::default);
-            self.team.truncate(team_size);
-            if let Some(g) = team::grow(
+        let workers = n_threads.min(max_workers());
+        if workers > 1 && n >= FRONTIER_MIN_ROWS && best_first_all_features(p, self.n_features) {
+            self.frontier
+                .resize_with(workers, frontier::Scratch::default);
+            self.frontier.truncate(workers);
+            for s in &mut self.frontier {
+                s.resize(n);
+            }
+            let g = frontier::grow(
                 data,
                 mapper,
                 p,
-                &mut self.team,
                 &mut self.idx,
                 &mut self.gh,
-                &mut self.scratch_idx,
-                &mut self.scratch_gh,
+                &mut self.frontier,
+                &mut self.hists,
                 importances,
-            ) {
-                self.leaves = g.leaves;
-                self.split_bins = g.split_bins;
-                if all_rows {
-                    // Block b held the rows block_bounds[b].. in order: its leaves hold them.
-                    self.leaf_blocks = g
-                        .block_bounds
-                        .windows(2)
-                        .zip(g.leaf_blocks.windows(2))
-                        .map(|(r, l)| (r[0]..r[1], l[0]..l[1]))
-                        .collect();
-                }
-                return g.tree;
+            );
+            self.leaves = g.leaves;
+            self.split_bins = g.split_bins;
+            if all_rows {
+                // The rows are 0..n: one block of rows per thread, each scanning every leaf.
+                let all = 0..self.leaves.len();
+                self.leaf_blocks = (0..workers)
+                    .map(|b| (b * n / workers..(b + 1) * n / workers, all.clone()))
+                    .collect();
             }
+            return g.tree;
         }
         if n_threads > 1 {
             self.scratch2_idx.resize(n, 0);
@@ -485,8 +491,8 @@ impl Learner {
             n: n as u64,
             ..Sums::default()
         };
-        // Best-first on all features (the team's case): the root's sums come from its
-        // histogram of feature 0, which a team computes without a serial pass over the rows.
+        // Best-first on all features (gradient boosting): the root's sums come from its
+        // histogram of feature 0 (as on several threads), not from a serial pass over the rows.
         let mut root_slot = None;
         if best_first_all_features(p, self.n_features) {
             let slot = self.alloc();
@@ -739,9 +745,7 @@ impl Learner {
         }
     }
 
-    /// All features, in parallel over feature groups: builds the small child's histogram into
-    /// `small`, turns `parent` into the large child's by subtraction, and finds the best split
-    /// of each child that is to be split. Returns (small's split, large's split).
+    /// [`children_all`] on the learner's slots and rows.
     #[allow(clippy::too_many_arguments)]
     fn children_step(
         &mut self,
@@ -753,59 +757,25 @@ impl Learner {
         n_threads: usize,
     ) -> (Option<Split>, Option<Split>) {
         let (slot, start, end, s_sums, s_eval) = small;
-        let (l_sums, l_eval) = large;
-        let nf = self.n_features;
-        let f_len = nf * SLOT_BINS;
+        let f_len = self.n_features * SLOT_BINS;
         let (par, sm) = slot_pair(&mut self.pool, f_len, parent, slot);
-        let idx = &self.idx[start..end];
-        let gh = &self.gh[start..end];
-        let (s_score, l_score) = (
-            score(s_sums.g, s_sums.h, p.lambda),
-            score(l_sums.g, l_sums.h, p.lambda),
-        );
-        let threads = if idx.len() * nf >= PAR_MIN_WORK {
-            n_threads.min(nf)
-        } else {
-            1
-        };
-        let g = group_size(nf, threads);
-        let group = |c: usize, sm: &mut [Bin], par: &mut [Bin]| {
-            let f0 = c * g;
-            let feats: Vec<usize> = (f0..(f0 + g).min(nf)).collect();
-            {
-                let mut hs: Vec<&mut [Bin]> = sm.chunks_exact_mut(SLOT_BINS).collect();
-                features_hist(&mut hs, &feats, data, idx, gh);
-            }
-            let [a, b] = subtract_and_scan(
-                data,
-                p,
-                f0,
-                (sm, &s_sums, s_score, s_eval),
-                (par, &l_sums, l_score, l_eval),
-            );
-            (a, b)
-        };
-        if threads <= 1 {
-            return sm
-                .chunks_mut(g * SLOT_BINS)
-                .zip(par.chunks_mut(g * SLOT_BINS))
-                .enumerate()
-                .map(|(c, (s, q))| group(c, s, q))
-                .fold((None, None), |x, y| (better(x.0, y.0), better(x.1, y.1)));
-        }
-        // One task per feature group on the current rayon pool (see `with_pool`); the best
-        // split is a total order, so the reduction order does not matter.
-        sm.par_chunks_mut(g * SLOT_BINS)
-            .zip(par.par_chunks_mut(g * SLOT_BINS))
-            .enumerate()
-            .map(|(c, (s, q))| group(c, s, q))
-            .reduce(|| (None, None), |x, y| (better(x.0, y.0), better(x.1, y.1)))
+        children_all(
+            data,
+            p,
+            (
+                sm,
+                &self.idx[start..end],
+                &self.gh[start..end],
+                s_sums,
+                s_eval,
+            ),
+            (par, large.0, large.1),
+            n_threads,
+        )
     }
 
-    /// Stable in-place partition of rows `start..end` by `bin(feature) <= bin`; returns the
-    /// first index of the right part. Large ranges are split into `n_threads` chunks partitioned
-    /// in parallel into the scratch buffers, then copied back in parallel; a stable partition
-    /// is unique, so the result does not depend on the number of threads.
+    /// Stable in-place partition of rows `start..end` by `bin(feature) <= bin` (see
+    /// [`partition_par`]); returns the first index of the right part.
     fn partition(
         &mut self,
         data: &BinnedMatrix,
@@ -815,51 +785,26 @@ impl Learner {
         bin: u8,
         n_threads: usize,
     ) -> usize {
-        let col = data.column(feature);
         let n = end - start;
-        let idx = &mut self.idx[start..end];
-        let gh = &mut self.gh[start..end];
-        let (si, sg) = (&mut self.scratch_idx[..n], &mut self.scratch_gh[..n]);
-        if n_threads <= 1 || n < PAR_MIN_PARTITION || self.scratch2_idx.len() < n {
-            return start + partition_rows(col, bin, idx, gh, si, sg);
-        }
-        let (ri, rg) = (&mut self.scratch2_idx[..n], &mut self.scratch2_gh[..n]);
-        let per = n.div_ceil(n_threads);
-        // Phase 1: each chunk's left rows into (si, sg), right rows into (ri, rg), at the
-        // chunk's offset.
-        let counts: Vec<(usize, usize)> = idx
-            .par_chunks(per)
-            .zip(gh.par_chunks(per))
-            .zip(si.par_chunks_mut(per))
-            .zip(sg.par_chunks_mut(per))
-            .zip(ri.par_chunks_mut(per))
-            .zip(rg.par_chunks_mut(per))
-            .map(|(((((ci, cg), li), lg), ri), rg)| split_to(col, bin, ci, cg, li, lg, ri, rg))
-            .collect();
-        let total_left: usize = counts.iter().map(|c| c.0).sum();
-        // Phase 2: every chunk copies its two parts to their final, disjoint places.
-        let (mut dli, mut dri) = idx.split_at_mut(total_left);
-        let (mut dlg, mut drg) = gh.split_at_mut(total_left);
-        let mut tasks = Vec::with_capacity(counts.len());
-        for (c, &(l, r)) in counts.iter().enumerate() {
-            let (a, rest) = std::mem::take(&mut dli).split_at_mut(l);
-            dli = rest;
-            let (b, rest) = std::mem::take(&mut dlg).split_at_mut(l);
-            dlg = rest;
-            let (d, rest) = std::mem::take(&mut dri).split_at_mut(r);
-            dri = rest;
-            let (e, rest) = std::mem::take(&mut drg).split_at_mut(r);
-            drg = rest;
-            tasks.push((c * per, a, b, d, e));
-        }
-        let (si, sg, ri, rg) = (&*si, &*sg, &*ri, &*rg);
-        tasks.into_par_iter().for_each(|(o, a, b, d, e)| {
-            a.copy_from_slice(&si[o..o + a.len()]);
-            b.copy_from_slice(&sg[o..o + b.len()]);
-            d.copy_from_slice(&ri[o..o + d.len()]);
-            e.copy_from_slice(&rg[o..o + e.len()]);
-        });
-        start + total_left
+        let threads = if self.scratch2_idx.len() < n {
+            1
+        } else {
+            n_threads
+        };
+        let right = if threads > 1 {
+            Some((&mut self.scratch2_idx[..n], &mut self.scratch2_gh[..n]))
+        } else {
+            None
+        };
+        start
+            + partition_par(
+                data.column(feature),
+                bin,
+                (&mut self.idx[start..end], &mut self.gh[start..end]),
+                (&mut self.scratch_idx[..n], &mut self.scratch_gh[..n]),
+                right,
+                threads,
+            )
     }
 
     /// Histogram of rows `start..end` into `slot`: for every feature, or only for the drawn
@@ -890,27 +835,7 @@ impl Learner {
             features_hist(&mut hs, &feats, data, idx, gh);
             return;
         }
-        let nf = self.n_features;
-        let threads = if idx.len() * nf >= PAR_MIN_WORK {
-            n_threads.min(nf)
-        } else {
-            1
-        };
-        let g = group_size(nf, threads);
-        let run = |c: usize, chunk: &mut [Bin]| {
-            let feats: Vec<usize> = (c * g..(c * g + g).min(nf)).collect();
-            let mut hs: Vec<&mut [Bin]> = chunk.chunks_exact_mut(SLOT_BINS).collect();
-            features_hist(&mut hs, &feats, data, idx, gh);
-        };
-        if threads <= 1 {
-            for (c, chunk) in hist.chunks_mut(g * SLOT_BINS).enumerate() {
-                run(c, chunk);
-            }
-            return;
-        }
-        hist.par_chunks_mut(g * SLOT_BINS)
-            .enumerate()
-            .for_each(|(c, chunk)| run(c, chunk));
+        hist_all(data, hist, idx, gh, n_threads);
     }
 
     /// `slot parent -= slot small`, feature by feature.
@@ -922,6 +847,147 @@ impl Learner {
             subtract_bins(&mut par[o..], &sm[o..], data.n_bins(f));
         }
     }
+}
+
+/// Histograms of every feature over the rows `idx` (pairs `gh`) into `hist` (`SLOT_BINS` bins
+/// per feature); large nodes one task per feature group on the current rayon pool.
+fn hist_all(data: &BinnedMatrix, hist: &mut [Bin], idx: &[u32], gh: &[GradPair], n_threads: usize) {
+    let nf = data.n_features();
+    let threads = if idx.len() * nf >= PAR_MIN_WORK {
+        n_threads.min(nf)
+    } else {
+        1
+    };
+    let g = group_size(nf, threads);
+    let run = |c: usize, chunk: &mut [Bin]| {
+        let feats: Vec<usize> = (c * g..(c * g + g).min(nf)).collect();
+        let mut hs: Vec<&mut [Bin]> = chunk.chunks_exact_mut(SLOT_BINS).collect();
+        features_hist(&mut hs, &feats, data, idx, gh);
+    };
+    if threads <= 1 {
+        for (c, chunk) in hist[..nf * SLOT_BINS].chunks_mut(g * SLOT_BINS).enumerate() {
+            run(c, chunk);
+        }
+        return;
+    }
+    hist[..nf * SLOT_BINS]
+        .par_chunks_mut(g * SLOT_BINS)
+        .enumerate()
+        .for_each(|(c, chunk)| run(c, chunk));
+}
+
+/// All features, in parallel over feature groups for large nodes: builds the small child's
+/// histogram (over its rows `idx`, pairs `gh`) into `small`, turns `parent` into the large
+/// child's by subtraction, and finds the best split of each child that is to be split
+/// (`eval`). Returns (small's split, large's split).
+#[allow(clippy::type_complexity)]
+fn children_all(
+    data: &BinnedMatrix,
+    p: &GrowParams,
+    (sm, idx, gh, s_sums, s_eval): (&mut [Bin], &[u32], &[GradPair], Sums, bool),
+    (par, l_sums, l_eval): (&mut [Bin], Sums, bool),
+    n_threads: usize,
+) -> (Option<Split>, Option<Split>) {
+    let nf = data.n_features();
+    let (s_score, l_score) = (
+        score(s_sums.g, s_sums.h, p.lambda),
+        score(l_sums.g, l_sums.h, p.lambda),
+    );
+    let threads = if idx.len() * nf >= PAR_MIN_WORK {
+        n_threads.min(nf)
+    } else {
+        1
+    };
+    let g = group_size(nf, threads);
+    let group = |c: usize, sm: &mut [Bin], par: &mut [Bin]| {
+        let f0 = c * g;
+        let feats: Vec<usize> = (f0..(f0 + g).min(nf)).collect();
+        {
+            let mut hs: Vec<&mut [Bin]> = sm.chunks_exact_mut(SLOT_BINS).collect();
+            features_hist(&mut hs, &feats, data, idx, gh);
+        }
+        let [a, b] = subtract_and_scan(
+            data,
+            p,
+            f0,
+            (sm, &s_sums, s_score, s_eval),
+            (par, &l_sums, l_score, l_eval),
+        );
+        (a, b)
+    };
+    let (sm, par) = (&mut sm[..nf * SLOT_BINS], &mut par[..nf * SLOT_BINS]);
+    if threads <= 1 {
+        return sm
+            .chunks_mut(g * SLOT_BINS)
+            .zip(par.chunks_mut(g * SLOT_BINS))
+            .enumerate()
+            .map(|(c, (s, q))| group(c, s, q))
+            .fold((None, None), |x, y| (better(x.0, y.0), better(x.1, y.1)));
+    }
+    // One task per feature group on the current rayon pool (see `with_pool`); the best
+    // split is a total order, so the reduction order does not matter.
+    sm.par_chunks_mut(g * SLOT_BINS)
+        .zip(par.par_chunks_mut(g * SLOT_BINS))
+        .enumerate()
+        .map(|(c, (s, q))| group(c, s, q))
+        .reduce(|| (None, None), |x, y| (better(x.0, y.0), better(x.1, y.1)))
+}
+
+/// Stable in-place partition of the rows `idx` (pairs `gh`) by `bin(col) <= bin`; returns the
+/// number of left rows. `left` is scratch at least as long; with `right` (as long) and
+/// `n_threads > 1`, a large range is split into `n_threads` chunks partitioned in parallel into
+/// the scratch buffers (left rows, right rows), then copied back in parallel. A stable
+/// partition is unique, so the result does not depend on the number of threads.
+#[allow(clippy::type_complexity)]
+fn partition_par(
+    col: &[u8],
+    bin: u8,
+    (idx, gh): (&mut [u32], &mut [GradPair]),
+    (si, sg): (&mut [u32], &mut [GradPair]),
+    right: Option<(&mut [u32], &mut [GradPair])>,
+    n_threads: usize,
+) -> usize {
+    let n = idx.len();
+    let Some((ri, rg)) = right.filter(|_| n_threads > 1 && n >= PAR_MIN_PARTITION) else {
+        return partition_rows(col, bin, idx, gh, si, sg);
+    };
+    let (si, sg, ri, rg) = (&mut si[..n], &mut sg[..n], &mut ri[..n], &mut rg[..n]);
+    let per = n.div_ceil(n_threads);
+    // Phase 1: each chunk's left rows into (si, sg), right rows into (ri, rg), at the
+    // chunk's offset.
+    let counts: Vec<(usize, usize)> = idx
+        .par_chunks(per)
+        .zip(gh.par_chunks(per))
+        .zip(si.par_chunks_mut(per))
+        .zip(sg.par_chunks_mut(per))
+        .zip(ri.par_chunks_mut(per))
+        .zip(rg.par_chunks_mut(per))
+        .map(|(((((ci, cg), li), lg), ri), rg)| split_to(col, bin, ci, cg, li, lg, ri, rg))
+        .collect();
+    let total_left: usize = counts.iter().map(|c| c.0).sum();
+    // Phase 2: every chunk copies its two parts to their final, disjoint places.
+    let (mut dli, mut dri) = idx.split_at_mut(total_left);
+    let (mut dlg, mut drg) = gh.split_at_mut(total_left);
+    let mut tasks = Vec::with_capacity(counts.len());
+    for (c, &(l, r)) in counts.iter().enumerate() {
+        let (a, rest) = std::mem::take(&mut dli).split_at_mut(l);
+        dli = rest;
+        let (b, rest) = std::mem::take(&mut dlg).split_at_mut(l);
+        dlg = rest;
+        let (d, rest) = std::mem::take(&mut dri).split_at_mut(r);
+        dri = rest;
+        let (e, rest) = std::mem::take(&mut drg).split_at_mut(r);
+        drg = rest;
+        tasks.push((c * per, a, b, d, e));
+    }
+    let (si, sg, ri, rg) = (&*si, &*sg, &*ri, &*rg);
+    tasks.into_par_iter().for_each(|(o, a, b, d, e)| {
+        a.copy_from_slice(&si[o..o + a.len()]);
+        b.copy_from_slice(&sg[o..o + b.len()]);
+        d.copy_from_slice(&ri[o..o + d.len()]);
+        e.copy_from_slice(&rg[o..o + e.len()]);
+    });
+    total_left
 }
 
 /// Slots `parent` and `small` (distinct) of a histogram pool of `f_len` bins a slot, both
@@ -982,11 +1048,11 @@ fn subtract_and_scan(
     best
 }
 
-/// Largest team: a team works in lock step, so a thread more than there are cores stalls the
-/// others at every exchange (measured: 3 threads on 2 cores fit slower than 1). At most one
-/// thread per core, then; the tree does not depend on the team's size. Unit tests lift the cap so
-/// that teams larger than the machine are still checked.
-fn max_team() -> usize {
+/// Most workers growing one tree: one per core (a worker more than there are cores only adds
+/// switching, and a descheduled worker holding the node the serial order needs next delays
+/// the others). The tree does not depend on the number of workers; unit tests lift the cap so
+/// that more workers than the machine has cores are still checked.
+fn max_workers() -> usize {
     if cfg!(test) {
         usize::MAX
     } else {
@@ -994,7 +1060,8 @@ fn max_team() -> usize {
     }
 }
 
-/// Best-first growth on all features (gradient boosting): what a team grows, and where the
+/// Best-first growth on all features (gradient boosting): what the `frontier` module grows on
+/// several threads, and where the
 /// root's sums are read from its histogram of feature 0 rather than summed over the rows.
 fn best_first_all_features(p: &GrowParams, n_features: usize) -> bool {
     p.growth == Growth::BestFirst && p.features_per_split >= n_features
@@ -1173,7 +1240,7 @@ fn split_to(
 /// Features whose histograms are summed in one pass over a node's rows: each row's index and
 /// gradient pair are loaded once for the group, and the group's bins are independent
 /// read-modify-write chains the CPU overlaps.
-const GROUP: usize = 4;
+const GROUP: usize = 6;
 
 /// Feature-group size for `nf` features on `threads` threads: at most [`GROUP`], with a number
 /// of groups that is a multiple of `threads` (balanced work).
@@ -1198,7 +1265,9 @@ fn features_hist(
             1 => hist_pass::<1>(h, f, data, idx, gh),
             2 => hist_pass::<2>(h, f, data, idx, gh),
             3 => hist_pass::<3>(h, f, data, idx, gh),
-            _ => hist_pass::<4>(h, f, data, idx, gh),
+            4 => hist_pass::<4>(h, f, data, idx, gh),
+            5 => hist_pass::<5>(h, f, data, idx, gh),
+            _ => hist_pass::<6>(h, f, data, idx, gh),
         }
     }
 }
@@ -1379,14 +1448,18 @@ mod tests {
                 let mut imp = vec![0.0; 5];
                 let mut rng = ChaCha8Rng::seed_from_u64(0);
                 let tree = l.grow(&data, &mapper, &p, &mut rng, threads, &mut imp);
-                // Every leaf's rows, in the order the leaf's ranges list them (a team of
-                // threads keeps one range per thread's block).
+                // Every leaf's rows, sorted: on several threads, a leaf expanded ahead of the
+                // serial order and then not split (the leaf budget ran out) keeps its rows in
+                // another order.
                 let mut leaf_rows = std::collections::BTreeMap::<u32, Vec<u32>>::new();
                 for r in &l.leaves {
                     leaf_rows
                         .entry(r.node)
                         .or_default()
                         .extend_from_slice(&l.rows()[r.start..r.end]);
+                }
+                for rows in leaf_rows.values_mut() {
+                    rows.sort_unstable();
                 }
                 Ok((tree, leaf_rows, imp))
             })
@@ -1398,8 +1471,91 @@ mod tests {
         for t in [2, 3, 8] {
             let other = grow(t);
             assert_eq!(one.0, other.0, "tree, {t} threads");
-            assert_eq!(one.1, other.1, "rows of each leaf, in order, {t} threads");
+            assert_eq!(one.1, other.1, "rows of each leaf, {t} threads");
             assert_eq!(one.2, other.2, "importances, {t} threads");
+        }
+    }
+
+    #[test]
+    fn whole_nodes_per_thread_give_the_serial_tree() {
+        // Trees bounded by the leaf budget (where nodes expanded ahead of the serial order are
+        // discarded), by depth only, and by a tiny budget; several gradient draws each.
+        let n = 20_000;
+        let nf = 6;
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let x = Array2::from_shape_fn((n, nf), |_| rng.gen::<f64>());
+        let mapper = BinMapper::fit(x.view(), 255).unwrap();
+        let data = mapper.transform(x.view()).unwrap();
+        let mut base = params(Growth::BestFirst);
+        base.stop_pure = false;
+        base.features_per_split = nf;
+        base.leaf = LeafRule::Newton {
+            lambda: 1.0,
+            learning_rate: 0.1,
+        };
+        let budget = GrowParams {
+            max_leaves: 255,
+            max_depth: 20,
+            min_samples_leaf: 5,
+            ..base
+        };
+        let depth = GrowParams {
+            max_leaves: usize::MAX,
+            max_depth: 6,
+            ..base
+        };
+        let tiny = GrowParams {
+            max_leaves: 7,
+            ..base
+        };
+        for (name, p) in [("budget", budget), ("depth", depth), ("tiny", tiny)] {
+            for draw in 0..3u64 {
+                let mut noise = ChaCha8Rng::seed_from_u64(100 + draw);
+                let gh: Vec<GradPair> = (0..n)
+                    .map(|i| GradPair {
+                        g: ((x[[i, 0]] * 3.0).sin() + x[[i, 1]] * x[[i, 2]] - 0.4
+                            + noise.gen::<f64>()
+                            - 0.5) as f32,
+                        h: (0.1 + noise.gen::<f64>()) as f32,
+                    })
+                    .collect();
+                let grow = |threads: usize| {
+                    with_pool(threads, || {
+                        let mut l = Learner::new(nf, 4);
+                        l.all_rows_mut(n).copy_from_slice(&gh);
+                        let mut imp = vec![0.0; nf];
+                        let mut rng = ChaCha8Rng::seed_from_u64(0);
+                        let tree = l.grow(&data, &mapper, &p, &mut rng, threads, &mut imp);
+                        let mut leaf_rows = std::collections::BTreeMap::<u32, Vec<u32>>::new();
+                        for r in &l.leaves {
+                            let rows = leaf_rows.entry(r.node).or_default();
+                            rows.extend_from_slice(&l.rows()[r.start..r.end]);
+                            rows.sort_unstable();
+                        }
+                        let mut scores = vec![0.0; n];
+                        l.add_leaf_values(&tree, &mut scores);
+                        Ok((tree, l.split_bins.clone(), imp, leaf_rows, scores))
+                    })
+                    .unwrap()
+                };
+                let one = grow(1);
+                let leaves = one.0.n_leaves();
+                match name {
+                    "budget" => assert_eq!(leaves, 255, "the budget binds"),
+                    "tiny" => assert_eq!(leaves, 7, "the budget binds"),
+                    _ => assert!(leaves > 16 && one.0.depth() == 6, "depth binds: {leaves}"),
+                }
+                for t in [2, 3, 4, 8] {
+                    let other = grow(t);
+                    let what = format!("{name}, draw {draw}, {t} threads");
+                    assert_eq!(one.0, other.0, "tree, {what}");
+                    assert_eq!(one.1, other.1, "split bins, {what}");
+                    let bits = |v: &[f64]| v.iter().map(|g| g.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&one.2), bits(&other.2), "importances, {what}");
+                    assert_eq!(one.3, other.3, "rows of each leaf, {what}");
+                    assert_eq!(bits(&one.4), bits(&other.4), "scores, {what}");
+                }
+            }
         }
     }
 
