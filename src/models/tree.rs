@@ -1418,7 +1418,7 @@ mod tests {
     }
 
     #[test]
-    fn parallel_steps_give_the_serial_tree_and_row_order() {
+    fn parallel_steps_give_the_serial_tree_and_leaf_rows() {
         // Large enough that the root's partition and histograms take the parallel paths.
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let n = 3 * PAR_MIN_PARTITION;
