@@ -308,9 +308,9 @@ pub(crate) struct Learner {
     hists: Vec<Vec<Bin>>,
     /// The rows are `0..n` in order (set by [`Learner::all_rows_mut`]).
     all_rows: bool,
-    /// After growth on several threads over all rows: per thread, a block of rows whose scores
-    /// it updates and the slice of `leaves` that may hold them.
-    leaf_blocks: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    /// After growth on several threads over all rows `0..n`: the score update runs in this many
+    /// blocks of rows in parallel, each scanning every leaf (0: one serial pass).
+    score_blocks: usize,
 }
 
 impl Learner {
@@ -335,7 +335,7 @@ impl Learner {
             frontier: Vec::new(),
             hists: Vec::new(),
             all_rows: false,
-            leaf_blocks: Vec::new(),
+            score_blocks: 0,
         };
         for _ in 0..slots {
             let s = l.alloc();
@@ -371,11 +371,12 @@ impl Learner {
     }
 
     /// Adds to `scores[row]` the value of the leaf of `tree` (the tree just grown) holding
-    /// `row`, for every row of the tree; rows `0..n` grown on several threads are updated block by block
-    /// in parallel on the current rayon pool.
+    /// `row`, for every row of the tree; rows `0..n` grown on several threads are updated block
+    /// by block in parallel on the current rayon pool.
     pub fn add_leaf_values(&self, tree: &Tree, scores: &mut [f64]) {
-        let add = |part: &mut [f64], lo: usize, leaves: &[LeafRange]| {
-            for leaf in leaves {
+        // Adds to the scores of the rows `lo..lo + part.len()`.
+        let add = |part: &mut [f64], lo: usize| {
+            for leaf in &self.leaves {
                 let v = tree.nodes[leaf.node as usize].value;
                 for &r in &self.idx[leaf.start..leaf.end] {
                     if let Some(s) = part.get_mut((r as usize).wrapping_sub(lo)) {
@@ -384,27 +385,16 @@ impl Learner {
                 }
             }
         };
-        let fits = self
-            .leaf_blocks
-            .last()
-            .is_some_and(|b| b.0.end <= scores.len());
-        if !fits {
-            add(scores, 0, &self.leaves);
+        let n = self.idx.len();
+        if self.score_blocks < 2 || n > scores.len() {
+            add(scores, 0);
             return;
         }
-        let mut parts = Vec::with_capacity(self.leaf_blocks.len());
-        let mut rest = scores;
-        let mut at = 0;
-        for (rows, leaves) in &self.leaf_blocks {
-            let (_, tail) = std::mem::take(&mut rest).split_at_mut(rows.start - at);
-            let (part, tail) = tail.split_at_mut(rows.len());
-            rest = tail;
-            at = rows.end;
-            parts.push((part, rows.start, &self.leaves[leaves.clone()]));
-        }
-        parts
-            .into_par_iter()
-            .for_each(|(part, lo, leaves)| add(part, lo, leaves));
+        let per = n.div_ceil(self.score_blocks);
+        scores[..n]
+            .par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(b, part)| add(part, b * per));
     }
 
     fn alloc(&mut self) -> usize {
@@ -436,7 +426,7 @@ impl Learner {
         self.scratch_gh.resize(n, GradPair::default());
         // Growing reorders the rows.
         let all_rows = std::mem::take(&mut self.all_rows);
-        self.leaf_blocks.clear();
+        self.score_blocks = 0;
         let workers = n_threads.min(max_workers());
         if workers > 1 && n >= FRONTIER_MIN_ROWS && best_first_all_features(p, self.n_features) {
             self.frontier
@@ -458,11 +448,7 @@ impl Learner {
             self.leaves = g.leaves;
             self.split_bins = g.split_bins;
             if all_rows {
-                // The rows are 0..n: one block of rows per thread, each scanning every leaf.
-                let all = 0..self.leaves.len();
-                self.leaf_blocks = (0..workers)
-                    .map(|b| (b * n / workers..(b + 1) * n / workers, all.clone()))
-                    .collect();
+                self.score_blocks = workers;
             }
             return g.tree;
         }
@@ -824,15 +810,11 @@ impl Learner {
         let gh = &self.gh[start..end];
         if drawn_only {
             let drawn = &self.features[..self.drawn];
-            let mut feats: Vec<usize> = Vec::with_capacity(drawn.len());
-            let mut hs: Vec<&mut [Bin]> = Vec::with_capacity(drawn.len());
-            for (f, h) in hist.chunks_exact_mut(SLOT_BINS).enumerate() {
-                if drawn.contains(&f) {
-                    feats.push(f);
-                    hs.push(h);
-                }
-            }
-            features_hist(&mut hs, &feats, data, idx, gh);
+            let hs = hist
+                .chunks_exact_mut(SLOT_BINS)
+                .enumerate()
+                .filter(|(f, _)| drawn.contains(f));
+            features_hist(hs, data, idx, gh);
             return;
         }
         hist_all(data, hist, idx, gh, n_threads);
@@ -849,20 +831,25 @@ impl Learner {
     }
 }
 
-/// Histograms of every feature over the rows `idx` (pairs `gh`) into `hist` (`SLOT_BINS` bins
-/// per feature); large nodes one task per feature group on the current rayon pool.
-fn hist_all(data: &BinnedMatrix, hist: &mut [Bin], idx: &[u32], gh: &[GradPair], n_threads: usize) {
-    let nf = data.n_features();
-    let threads = if idx.len() * nf >= PAR_MIN_WORK {
+/// Threads and feature-group size for the histograms of a node of `rows` rows on `nf`
+/// features: groups for `n_threads` threads when the node is large, else one thread.
+fn feature_groups(rows: usize, nf: usize, n_threads: usize) -> (usize, usize) {
+    let threads = if rows * nf >= PAR_MIN_WORK {
         n_threads.min(nf)
     } else {
         1
     };
-    let g = group_size(nf, threads);
+    (threads, group_size(nf, threads))
+}
+
+/// Histograms of every feature over the rows `idx` (pairs `gh`) into `hist` (`SLOT_BINS` bins
+/// per feature); large nodes one task per feature group on the current rayon pool.
+fn hist_all(data: &BinnedMatrix, hist: &mut [Bin], idx: &[u32], gh: &[GradPair], n_threads: usize) {
+    let nf = data.n_features();
+    let (threads, g) = feature_groups(idx.len(), nf, n_threads);
     let run = |c: usize, chunk: &mut [Bin]| {
-        let feats: Vec<usize> = (c * g..(c * g + g).min(nf)).collect();
-        let mut hs: Vec<&mut [Bin]> = chunk.chunks_exact_mut(SLOT_BINS).collect();
-        features_hist(&mut hs, &feats, data, idx, gh);
+        let hs = chunk.chunks_exact_mut(SLOT_BINS).enumerate();
+        features_hist(hs.map(|(k, h)| (c * g + k, h)), data, idx, gh);
     };
     if threads <= 1 {
         for (c, chunk) in hist[..nf * SLOT_BINS].chunks_mut(g * SLOT_BINS).enumerate() {
@@ -893,19 +880,11 @@ fn children_all(
         score(s_sums.g, s_sums.h, p.lambda),
         score(l_sums.g, l_sums.h, p.lambda),
     );
-    let threads = if idx.len() * nf >= PAR_MIN_WORK {
-        n_threads.min(nf)
-    } else {
-        1
-    };
-    let g = group_size(nf, threads);
+    let (threads, g) = feature_groups(idx.len(), nf, n_threads);
     let group = |c: usize, sm: &mut [Bin], par: &mut [Bin]| {
         let f0 = c * g;
-        let feats: Vec<usize> = (f0..(f0 + g).min(nf)).collect();
-        {
-            let mut hs: Vec<&mut [Bin]> = sm.chunks_exact_mut(SLOT_BINS).collect();
-            features_hist(&mut hs, &feats, data, idx, gh);
-        }
+        let hs = sm.chunks_exact_mut(SLOT_BINS).enumerate();
+        features_hist(hs.map(|(k, h)| (f0 + k, h)), data, idx, gh);
         let [a, b] = subtract_and_scan(
             data,
             p,
@@ -1250,61 +1229,61 @@ fn group_size(nf: usize, threads: usize) -> usize {
     nf.div_ceil(groups.max(1)).max(1)
 }
 
-/// Histograms of the features `feats` (histogram `hs[k]` for feature `feats[k]`) over the rows
-/// `idx`, in passes of up to [`GROUP`] features. Each feature's bins are summed in row order,
-/// whatever the grouping.
-fn features_hist(
-    hs: &mut [&mut [Bin]],
-    feats: &[usize],
+/// Histograms of the features of `hs` (each a feature and its `SLOT_BINS` bins) over the rows
+/// `idx`, in passes of up to [`GROUP`] features, without allocating. Each feature's bins are
+/// summed in row order, whatever the grouping.
+fn features_hist<'h>(
+    hs: impl IntoIterator<Item = (usize, &'h mut [Bin])>,
     data: &BinnedMatrix,
     idx: &[u32],
     gh: &[GradPair],
 ) {
-    for (h, f) in hs.chunks_mut(GROUP).zip(feats.chunks(GROUP)) {
-        match h.len() {
-            1 => hist_pass::<1>(h, f, data, idx, gh),
-            2 => hist_pass::<2>(h, f, data, idx, gh),
-            3 => hist_pass::<3>(h, f, data, idx, gh),
-            4 => hist_pass::<4>(h, f, data, idx, gh),
-            5 => hist_pass::<5>(h, f, data, idx, gh),
-            _ => hist_pass::<6>(h, f, data, idx, gh),
+    let mut hs = hs.into_iter();
+    loop {
+        let mut feats = [0usize; GROUP];
+        let mut group: [Option<&mut [Bin; SLOT_BINS]>; GROUP] = Default::default();
+        let mut k = 0;
+        for (f, h) in hs.by_ref().take(GROUP) {
+            feats[k] = f;
+            group[k] = Some(
+                h.try_into()
+                    .expect("histogram slot holds SLOT_BINS bins per feature"),
+            );
+            k += 1;
+        }
+        match k {
+            0 => return,
+            1 => hist_pass::<1>(&mut group, &feats, data, idx, gh),
+            2 => hist_pass::<2>(&mut group, &feats, data, idx, gh),
+            3 => hist_pass::<3>(&mut group, &feats, data, idx, gh),
+            4 => hist_pass::<4>(&mut group, &feats, data, idx, gh),
+            5 => hist_pass::<5>(&mut group, &feats, data, idx, gh),
+            _ => hist_pass::<GROUP>(&mut group, &feats, data, idx, gh),
+        }
+        if k < GROUP {
+            return;
         }
     }
 }
 
-/// One pass over the rows for `K` features (the hot loop).
+/// One pass over the rows for the first `K` histograms of `group` (features `feats`): clears
+/// their bins, then adds the rows.
 #[inline]
 fn hist_pass<const K: usize>(
-    hs: &mut [&mut [Bin]],
-    feats: &[usize],
+    group: &mut [Option<&mut [Bin; SLOT_BINS]>; GROUP],
+    feats: &[usize; GROUP],
     data: &BinnedMatrix,
     idx: &[u32],
     gh: &[GradPair],
 ) {
-    for (k, hk) in hs.iter_mut().enumerate() {
+    let mut h: [&mut [Bin; SLOT_BINS]; K] =
+        std::array::from_fn(|k| group[k].take().expect("K histograms per pass"));
+    for (k, hk) in h.iter_mut().enumerate() {
         for b in &mut hk[..data.n_bins(feats[k])] {
             *b = Bin::default();
         }
     }
-    add_rows::<K>(hs, |k| feats[k], data, idx, gh);
-}
-
-/// Adds the rows `idx` (pairs `gh`) to the `K` histograms `hs` of the features `feat(0..K)`.
-#[inline]
-fn add_rows<const K: usize>(
-    hs: &mut [&mut [Bin]],
-    feat: impl Fn(usize) -> usize,
-    data: &BinnedMatrix,
-    idx: &[u32],
-    gh: &[GradPair],
-) {
-    let hs: &mut [&mut [Bin]; K] = hs.try_into().expect("K histograms per pass");
-    let mut h: [&mut [Bin; SLOT_BINS]; K] = hs.each_mut().map(|h| {
-        (&mut **h)
-            .try_into()
-            .expect("histogram slot holds SLOT_BINS bins per feature")
-    });
-    let cols: [&[u8]; K] = std::array::from_fn(|k| data.column(feat(k)));
+    let cols: [&[u8]; K] = std::array::from_fn(|k| data.column(feats[k]));
     hist_add(&mut h, &cols, idx, gh);
 }
 

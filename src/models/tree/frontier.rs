@@ -551,8 +551,9 @@ fn expand<'a>(
     let (l_ok, r_ok) = (splittable(&left, depth, p), splittable(&right, depth, p));
     let (li, ri) = idx.split_at_mut(mid);
     let (lg, rg) = gh.split_at_mut(mid);
-    let (mut l_hist, mut r_hist, l_best, r_best) = if !l_ok && !r_ok {
-        (Some(hist), Some(fresh), None, None)
+    // Bests are `None` for a child not to be split (`children_all` evaluates only those).
+    let (l_hist, r_hist, l_best, r_best) = if !l_ok && !r_ok {
+        (hist, fresh, None, None)
     } else {
         let (mut small, mut large) = (fresh, hist);
         let small_is_left = left.n <= right.n;
@@ -569,48 +570,40 @@ fn expand<'a>(
             threads,
         );
         if small_is_left {
-            (Some(small), Some(large), s_best, g_best)
+            (small, large, s_best, g_best)
         } else {
-            (Some(large), Some(small), g_best, s_best)
+            (large, small, g_best, s_best)
         }
     };
+    // A child with a split is a candidate holding its rows and histograms; otherwise a leaf,
+    // and its histogram buffer is spare.
     let child = |start: usize,
                  end: usize,
                  sums: Sums,
                  split: Option<Split>,
                  idx: &'a mut [u32],
                  gh: &'a mut [GradPair],
-                 hist: &mut Option<Vec<Bin>>| {
-        let state = match (split, hist.take()) {
-            (Some(_), Some(hist)) => State::Ready(Job { idx, gh, hist }),
-            (_, h) => {
-                *hist = h;
-                State::Leaf
-            }
+                 hist: Vec<Bin>| {
+        let (state, spare) = match split {
+            Some(_) => (State::Ready(Job { idx, gh, hist }), None),
+            None => (State::Leaf, Some(hist)),
         };
-        Entry {
+        let entry = Entry {
             node: None,
             depth,
             start,
             end,
             sums,
-            split: if matches!(state, State::Ready(_)) {
-                split
-            } else {
-                None
-            },
+            split,
             state,
-        }
+        };
+        (entry, spare)
     };
-    let l_best = if l_ok { l_best } else { None };
-    let r_best = if r_ok { r_best } else { None };
-    let children = [
-        child(start, start + mid, left, l_best, li, lg, &mut l_hist),
-        child(start + mid, start + n, right, r_best, ri, rg, &mut r_hist),
-    ];
+    let (l, l_spare) = child(start, start + mid, left, l_best, li, lg, l_hist);
+    let (r, r_spare) = child(start + mid, start + n, right, r_best, ri, rg, r_hist);
     Expansion {
-        children,
-        spare: [l_hist, r_hist],
+        children: [l, r],
+        spare: [l_spare, r_spare],
     }
 }
 
