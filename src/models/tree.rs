@@ -302,6 +302,11 @@ pub(crate) struct Learner {
     pub leaves: Vec<LeafRange>,
     /// After [`Learner::grow`]: per node, the split bin (internal nodes).
     pub split_bins: Vec<u8>,
+    /// After [`Learner::grow`]: the first this many leaves hold their rows in ascending order.
+    ascending_leaves: usize,
+    /// After [`Learner::grow`]: the tree was grown on all rows `0..n` (set with
+    /// [`Learner::all_rows_mut`]).
+    grown_on_all_rows: bool,
     /// Per-worker partition scratch and the histogram buffers of best-first growth on several
     /// threads (the `frontier` module).
     frontier: Vec<frontier::Scratch>,
@@ -309,7 +314,7 @@ pub(crate) struct Learner {
     /// The rows are `0..n` in order (set by [`Learner::all_rows_mut`]).
     all_rows: bool,
     /// After growth on several threads over all rows `0..n`: the score update runs in this many
-    /// blocks of rows in parallel, each scanning every leaf (0: one serial pass).
+    /// blocks of rows in parallel (0: one serial pass).
     score_blocks: usize,
 }
 
@@ -336,6 +341,8 @@ impl Learner {
             hists: Vec::new(),
             all_rows: false,
             score_blocks: 0,
+            ascending_leaves: 0,
+            grown_on_all_rows: false,
         };
         for _ in 0..slots {
             let s = l.alloc();
@@ -345,7 +352,8 @@ impl Learner {
     }
 
     /// Clears and returns the row buffers to fill before [`Learner::grow`]: row indices
-    /// (ascending for best memory locality) and their gradient pairs, same length.
+    /// (ascending, for memory locality and because [`Learner::add_leaf_values`] relies on it;
+    /// repeats allowed) and their gradient pairs, same length.
     pub fn rows_mut(&mut self) -> (&mut Vec<u32>, &mut Vec<GradPair>) {
         self.idx.clear();
         self.gh.clear();
@@ -374,27 +382,87 @@ impl Learner {
     /// `row`, for every row of the tree; rows `0..n` grown on several threads are updated block
     /// by block in parallel on the current rayon pool.
     pub fn add_leaf_values(&self, tree: &Tree, scores: &mut [f64]) {
-        // Adds to the scores of the rows `lo..lo + part.len()`.
-        let add = |part: &mut [f64], lo: usize| {
-            for leaf in &self.leaves {
-                let v = tree.nodes[leaf.node as usize].value;
-                for &r in &self.idx[leaf.start..leaf.end] {
-                    if let Some(s) = part.get_mut((r as usize).wrapping_sub(lo)) {
-                        *s += v;
-                    }
-                }
-            }
-        };
         let n = self.idx.len();
         if self.score_blocks < 2 || n > scores.len() {
-            add(scores, 0);
+            add_block(tree, self.leaf_runs(), &self.idx, scores, 0);
             return;
         }
         let per = n.div_ceil(self.score_blocks);
         scores[..n]
             .par_chunks_mut(per)
             .enumerate()
-            .for_each(|(b, part)| add(part, b * per));
+            .for_each(|(b, part)| add_block(tree, self.leaf_runs(), &self.idx, part, b * per));
+    }
+
+    /// [`Learner::add_leaf_values`] for a tree grown on every row `0..n` (`n = scores.len()`),
+    /// fused with the next tree's gradient pairs: as soon as a block's scores are final,
+    /// `f(lo, scores, pairs)` fills the pairs of the rows `lo..lo + scores.len()` of each
+    /// `chunk`-row chunk (the last may be shorter). Returns `f`'s results in chunk order, and
+    /// leaves the rows set to all of `0..n` with those pairs, ready for [`Learner::grow`].
+    /// Blocks are whole chunks, so the results do not depend on the number of threads; one
+    /// pass over the rows instead of two, in one parallel step instead of two.
+    ///
+    /// Returns `None` (and changes nothing) unless the tree was grown on every row `0..n` (set
+    /// with [`Learner::all_rows_mut`]).
+    pub fn add_leaf_values_then<T: Send>(
+        &mut self,
+        tree: &Tree,
+        scores: &mut [f64],
+        chunk: usize,
+        f: impl Fn(usize, &[f64], &mut [GradPair]) -> T + Sync,
+    ) -> Option<Vec<T>> {
+        let n = scores.len();
+        if !self.grown_on_all_rows || self.idx.len() != n || chunk == 0 {
+            return None;
+        }
+        let leaves = self
+            .leaves
+            .split_at(self.ascending_leaves.min(self.leaves.len()));
+        let (idx, gh) = (&self.idx, &mut self.gh);
+        let block = |lo: usize, part: &mut [f64], pairs: &mut [GradPair]| {
+            add_block(tree, leaves, idx, part, lo);
+            part.chunks(chunk)
+                .zip(pairs.chunks_mut(chunk))
+                .enumerate()
+                .map(|(c, (s, g))| f(lo + c * chunk, s, g))
+                .collect::<Vec<T>>()
+        };
+        let out = if self.score_blocks < 2 {
+            block(0, scores, gh)
+        } else {
+            let per = n.div_ceil(self.score_blocks).div_ceil(chunk) * chunk;
+            let parts: Vec<Vec<T>> = scores
+                .par_chunks_mut(per)
+                .zip(gh.par_chunks_mut(per))
+                .enumerate()
+                .map(|(b, (part, pairs))| block(b * per, part, pairs))
+                .collect();
+            parts.into_iter().flatten().collect()
+        };
+        // The rows back to 0..n in order (the pairs are already in row order).
+        let fill = |lo: usize, part: &mut [u32]| {
+            for (r, i) in part.iter_mut().zip(lo as u32..) {
+                *r = i;
+            }
+        };
+        if self.score_blocks < 2 {
+            fill(0, &mut self.idx);
+        } else {
+            let per = n.div_ceil(self.score_blocks);
+            self.idx
+                .par_chunks_mut(per)
+                .enumerate()
+                .for_each(|(b, part)| fill(b * per, part));
+        }
+        self.all_rows = true;
+        self.grown_on_all_rows = false;
+        Some(out)
+    }
+
+    /// The leaves whose rows ascend, and the others.
+    fn leaf_runs(&self) -> (&[LeafRange], &[LeafRange]) {
+        self.leaves
+            .split_at(self.ascending_leaves.min(self.leaves.len()))
     }
 
     fn alloc(&mut self) -> usize {
@@ -426,6 +494,7 @@ impl Learner {
         self.scratch_gh.resize(n, GradPair::default());
         // Growing reorders the rows.
         let all_rows = std::mem::take(&mut self.all_rows);
+        self.grown_on_all_rows = all_rows;
         self.score_blocks = 0;
         let workers = n_threads.min(max_workers());
         if workers > 1 && n >= FRONTIER_MIN_ROWS && best_first_all_features(p, self.n_features) {
@@ -446,6 +515,7 @@ impl Learner {
                 importances,
             );
             self.leaves = g.leaves;
+            self.ascending_leaves = g.ascending;
             self.split_bins = g.split_bins;
             if all_rows {
                 self.score_blocks = workers;
@@ -661,6 +731,8 @@ impl Learner {
         for leaf in &self.leaves {
             nodes[leaf.node as usize].value = leaf_value(&sums_of[leaf.node as usize], p.leaf);
         }
+        // Stable partitions from ascending rows leave every leaf's rows ascending.
+        self.ascending_leaves = self.leaves.len();
         Tree { nodes }
     }
 
@@ -840,6 +912,38 @@ fn feature_groups(rows: usize, nf: usize, n_threads: usize) -> (usize, usize) {
         1
     };
     (threads, group_size(nf, threads))
+}
+
+/// Adds the leaf values of `tree` to the scores `part` of the rows `lo..lo + part.len()`, for
+/// the leaves `(ascending, scattered)`. The rows of an ascending leaf (partitions are stable and
+/// start from ascending rows) are searched for the block's own; a scattered leaf's rows (left
+/// by an expansion ahead of the replay, see the frontier) are all checked.
+fn add_block(
+    tree: &Tree,
+    (ascending, scattered): (&[LeafRange], &[LeafRange]),
+    idx: &[u32],
+    part: &mut [f64],
+    lo: usize,
+) {
+    let hi = lo + part.len();
+    for leaf in ascending {
+        let v = tree.nodes[leaf.node as usize].value;
+        let rows = &idx[leaf.start..leaf.end];
+        debug_assert!(rows.windows(2).all(|w| w[0] <= w[1]), "leaf rows ascend");
+        let a = rows.partition_point(|&r| (r as usize) < lo);
+        let b = a + rows[a..].partition_point(|&r| (r as usize) < hi);
+        for &r in &rows[a..b] {
+            part[r as usize - lo] += v;
+        }
+    }
+    for leaf in scattered {
+        let v = tree.nodes[leaf.node as usize].value;
+        for &r in &idx[leaf.start..leaf.end] {
+            if let Some(s) = part.get_mut((r as usize).wrapping_sub(lo)) {
+                *s += v;
+            }
+        }
+    }
 }
 
 /// Histograms of every feature over the rows `idx` (pairs `gh`) into `hist` (`SLOT_BINS` bins

@@ -20,7 +20,7 @@
 //!   committed (speculation, so that a thread need not wait while the other expands a large
 //!   node); see `Tally::pick` for the order and the bound on running ahead. An expansion the
 //!   replay never reaches (the leaf budget ran out) is discarded; it only reordered rows inside
-//!   what stays a leaf, which no later step depends on.
+//!   what stays a leaf (such leaves are listed last, as not ascending, for the score update).
 //!
 //! The first expansions (while fewer candidates are waiting than there are threads) run on the
 //! calling thread with the parallel steps of the serial learner (histograms per feature group,
@@ -308,6 +308,9 @@ impl<'a> Shared<'a, '_> {
 pub(super) struct Grown {
     pub tree: Tree,
     pub leaves: Vec<LeafRange>,
+    /// The first `ascending` leaves hold their rows in ascending order (the others were
+    /// partitioned by an expansion the replay never reached).
+    pub ascending: usize,
     pub split_bins: Vec<u8>,
 }
 
@@ -430,16 +433,25 @@ pub(super) fn grow(
     importances.copy_from_slice(&tally.importances);
     let mut leaves = Vec::with_capacity(tally.leaves.len() + tally.open.len());
     let mut nodes = std::mem::take(&mut tally.nodes);
+    // Leaves partitioned by an expansion the replay never reached (their rows no longer
+    // ascend) go last.
+    let mut scattered = Vec::new();
     for &k in tally.leaves.iter().chain(&tally.open) {
         let e = &tally.entries[k];
         let node = e.node.expect("committed");
         nodes[node as usize].value = leaf_value(&tally.sums_of[node as usize], p.leaf);
-        leaves.push(LeafRange {
+        let leaf = LeafRange {
             node,
             start: e.start,
             end: e.end,
-        });
+        };
+        match e.state {
+            State::Expanded(_) => scattered.push(leaf),
+            _ => leaves.push(leaf),
+        }
     }
+    let ascending = leaves.len();
+    leaves.append(&mut scattered);
     // Every histogram buffer goes back to the pool.
     let mut free = std::mem::take(&mut tally.free);
     for e in tally.entries.drain(..) {
@@ -451,6 +463,7 @@ pub(super) fn grow(
     Grown {
         tree: Tree { nodes },
         leaves,
+        ascending,
         split_bins: std::mem::take(&mut tally.split_bins),
     }
 }
