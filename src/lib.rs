@@ -21,6 +21,7 @@
 //! - [`models`]: histogram trees, random forest, gradient boosting, scaler, metrics, encoding.
 //! - [`store`]: the sled model store: versions, activation history, retention.
 //! - [`error`]: the crate's error type.
+//! - `mem` (private): large zeroed buffers on transparent huge pages.
 #![warn(missing_docs)]
 
 pub mod config;
@@ -28,6 +29,7 @@ pub mod data;
 pub mod error;
 pub mod features;
 pub mod job;
+mod mem;
 pub mod models;
 pub mod split;
 pub mod store;

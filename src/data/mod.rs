@@ -66,17 +66,18 @@ impl Bars {
         self.volume.push(volume);
     }
 
-    /// `n` bars of zeros. The allocation is zeroed fresh pages, which the kernel fills on first
-    /// touch: threads that then write disjoint regions ([`Bars::regions_mut`]) fault their own
-    /// pages in, in parallel.
+    /// `n` bars of zeros. The allocation is zeroed fresh pages (huge pages when large, see
+    /// `crate::mem`), which the kernel fills on first touch: threads that then write disjoint
+    /// regions ([`Bars::regions_mut`]) fault their own pages in, in parallel.
     pub(crate) fn zeroed(n: usize) -> Self {
+        use crate::mem::{zeroed_f64, zeroed_i64};
         Bars {
-            ts: vec![0; n],
-            open: vec![0.0; n],
-            high: vec![0.0; n],
-            low: vec![0.0; n],
-            close: vec![0.0; n],
-            volume: vec![0.0; n],
+            ts: zeroed_i64(n),
+            open: zeroed_f64(n),
+            high: zeroed_f64(n),
+            low: zeroed_f64(n),
+            close: zeroed_f64(n),
+            volume: zeroed_f64(n),
         }
     }
 

@@ -96,7 +96,7 @@ pub fn compute(bars: &Bars) -> Array2<f64> {
 pub fn compute_with_threads(bars: &Bars, threads: usize) -> Array2<f64> {
     let cols = Cols::new(bars);
     let n = cols.len();
-    let mut out = vec![0.0; n * N_FEATURES];
+    let mut out = crate::mem::zeroed_f64(n * N_FEATURES);
     fill(cols, &mut out, threads);
     Array2::from_shape_vec((n, N_FEATURES), out)
         .expect("buffer holds exactly rows * N_FEATURES values")
