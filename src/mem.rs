@@ -10,6 +10,7 @@
 //! buffers are ordinary pages.
 
 /// Below this many bytes a buffer is left alone (at most one whole huge page would fit in it).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const MIN_BYTES: usize = 4 << 20;
 
 /// `vec![0.0; n]`, on huge pages when large (see the module doc).
@@ -27,8 +28,12 @@ pub(crate) fn zeroed_i64(n: usize) -> Vec<i64> {
 }
 
 /// Asks the kernel to back the whole 2 MiB-aligned pages inside `buf` with huge pages. Call it
-/// before the buffer is first written: fresh zeroed allocations of this size are untouched
-/// mappings, so their first touch then faults in huge pages. Advisory only; errors are ignored.
+/// before the buffer is first written: a zeroed allocation that the allocator serves with a fresh
+/// mapping (glibc: above its mmap threshold, 128 KiB rising to 32 MiB as large blocks are freed)
+/// is untouched, so its first touch faults in huge pages; one served from the heap was already
+/// zeroed, and the advice then only lets the kernel collapse it later. With THP `defrag` set to
+/// `madvise` (the default) a fault may compact memory first, a stall only when memory is
+/// fragmented. Advisory only; errors are ignored.
 #[cfg(target_os = "linux")]
 fn advise_huge<T>(buf: &[T]) {
     const HUGE: usize = 2 << 20;

@@ -358,6 +358,7 @@ impl Learner {
         self.idx.clear();
         self.gh.clear();
         self.all_rows = false;
+        self.grown_on_all_rows = false;
         (&mut self.idx, &mut self.gh)
     }
 
@@ -369,6 +370,7 @@ impl Learner {
         self.idx.extend(0..n as u32);
         self.gh.resize(n, GradPair::default());
         self.all_rows = true;
+        self.grown_on_all_rows = false;
         &mut self.gh
     }
 
@@ -933,7 +935,9 @@ fn add_block(
         let a = rows.partition_point(|&r| (r as usize) < lo);
         let b = a + rows[a..].partition_point(|&r| (r as usize) < hi);
         for &r in &rows[a..b] {
-            part[r as usize - lo] += v;
+            if let Some(s) = part.get_mut((r as usize).wrapping_sub(lo)) {
+                *s += v;
+            }
         }
     }
     for leaf in scattered {
@@ -1591,6 +1595,8 @@ mod tests {
             max_leaves: 7,
             ..base
         };
+        // Leaves left reordered by a discarded expansion, over every multi-threaded tree.
+        let mut scattered = 0;
         for (name, p) in [("budget", budget), ("depth", depth), ("tiny", tiny)] {
             for draw in 0..3u64 {
                 let mut noise = ChaCha8Rng::seed_from_u64(100 + draw);
@@ -1617,7 +1623,39 @@ mod tests {
                         }
                         let mut scores = vec![0.0; n];
                         l.add_leaf_values(&tree, &mut scores);
-                        Ok((tree, l.split_bins.clone(), imp, leaf_rows, scores))
+                        // The fused update gives the same scores, hands `f` every row once in
+                        // order, and leaves the rows 0..n.
+                        let scattered = l.leaves.len() - l.ascending_leaves;
+                        let mut fused = vec![0.0; n];
+                        let seen = l
+                            .add_leaf_values_then(&tree, &mut fused, 1000, |lo, s, out| {
+                                for (o, &v) in out.iter_mut().zip(s) {
+                                    o.g = v as f32;
+                                }
+                                (lo, s.len())
+                            })
+                            .expect("grown on every row");
+                        let bits = |v: &[f64]| v.iter().map(|g| g.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits(&fused),
+                            bits(&scores),
+                            "fused scores, {threads} threads"
+                        );
+                        let expect: Vec<_> = (0..n)
+                            .step_by(1000)
+                            .map(|lo| (lo, 1000.min(n - lo)))
+                            .collect();
+                        assert_eq!(seen, expect, "chunks in order");
+                        assert!(l.rows().iter().copied().eq(0..n as u32), "rows reset");
+                        assert!(l.gh.iter().zip(&scores).all(|(p, &s)| p.g == s as f32));
+                        Ok((
+                            tree,
+                            l.split_bins.clone(),
+                            imp,
+                            leaf_rows,
+                            scores,
+                            scattered,
+                        ))
                     })
                     .unwrap()
                 };
@@ -1630,6 +1668,7 @@ mod tests {
                 }
                 for t in [2, 3, 4, 8] {
                     let other = grow(t);
+                    scattered += other.5;
                     let what = format!("{name}, draw {draw}, {t} threads");
                     assert_eq!(one.0, other.0, "tree, {what}");
                     assert_eq!(one.1, other.1, "split bins, {what}");
@@ -1640,6 +1679,10 @@ mod tests {
                 }
             }
         }
+        assert!(
+            scattered > 0,
+            "some expansion was discarded (the score update's other case)"
+        );
     }
 
     #[test]

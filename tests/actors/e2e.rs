@@ -541,7 +541,8 @@ fn sigterm_drains_sigkill_loses_nothing_and_restarts_train_what_is_missing() {
     // A model turns active in the store (the persister's commit) a moment before the supervisor
     // counts its job as done (the persister's reply), so the count is polled, not read once.
     let missing = (MODELS.len() - active_before) as u64;
-    let done = eventually("the restart to train what the SIGTERM left missing", || {
+    let what = format!("the restart to train the {missing} models the SIGTERM left missing");
+    let done = eventually(&what, || {
         let done = env.ctl_json(&["status"])["jobs_done"].as_u64()?;
         (done >= missing).then_some(done)
     });
