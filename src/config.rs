@@ -438,7 +438,7 @@ impl Config {
     /// Number of trainer actors: `runtime.trainers`, or one per core when 0.
     pub fn trainer_count(&self) -> usize {
         match self.runtime.trainers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => crate::cores(),
             n => n,
         }
     }

@@ -35,3 +35,11 @@ pub mod split;
 pub mod store;
 
 pub use error::{Error, Result};
+
+/// Cores available to this process, read once: `std::thread::available_parallelism` reads the
+/// cgroup files on every call (about 20 system calls, 30 µs here), and the tree learner asks
+/// for every tree.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

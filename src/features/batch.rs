@@ -77,10 +77,7 @@ fn auto_threads(n: usize) -> usize {
     if n < PARALLEL_MIN_ROWS {
         1
     } else {
-        std::thread::available_parallelism()
-            .map(|p| p.get())
-            .unwrap_or(1)
-            .clamp(1, MAX_THREADS)
+        crate::cores().clamp(1, MAX_THREADS)
     }
 }
 

@@ -548,17 +548,17 @@ impl GradientBoostingValidParams {
             // No feature sampling: the rng is never drawn from.
             let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
             let tree = learner.grow(&data, &mapper, &grow, &mut rng, self.n_threads, &mut gains);
-            if self.subsample >= 1.0 {
-                // The score update and the next tree's gradients in one pass.
-                next_loss = learner
+            // On every row, the score update and the next tree's gradients in one pass.
+            next_loss = if self.subsample >= 1.0 {
+                learner
                     .add_leaf_values_then(&tree, &mut scores, GRAD_CHUNK, |lo, s, out| {
                         gradient_chunk(s, &y_train[lo..lo + s.len()], out)
                     })
-                    .map(|partial| partial.iter().sum::<f64>() / n_train as f64);
-                if next_loss.is_none() {
-                    learner.add_leaf_values(&tree, &mut scores);
-                }
+                    .map(|partial| partial.iter().sum::<f64>() / n_train as f64)
             } else {
+                None
+            };
+            if next_loss.is_none() {
                 learner.add_leaf_values(&tree, &mut scores);
             }
             if self.subsample < 1.0 {

@@ -385,7 +385,7 @@ impl LinfaForest {
         let _guard = span.enter();
         let all = draws(n, d, p);
         let threads = match p.n_threads {
-            0 => std::thread::available_parallelism().map_or(1, |t| t.get()),
+            0 => crate::cores(),
             t => t,
         }
         .clamp(1, all.len());

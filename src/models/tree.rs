@@ -246,25 +246,29 @@ struct Candidate {
     split: Split,
 }
 
-impl Candidate {
-    /// Sums of the left and right children of the candidate's split.
-    fn children_sums(&self) -> (Sums, Sums) {
-        let left = self.split.left;
-        let right = Sums {
-            g: self.sums.g - left.g,
-            h: self.sums.h - left.h,
-            n: self.sums.n - left.n,
-        };
-        (left, right)
-    }
+/// Sums of the left and right children of a node with sums `sums` split by `split`.
+fn children_sums(sums: &Sums, split: &Split) -> (Sums, Sums) {
+    let left = split.left;
+    let right = Sums {
+        g: sums.g - left.g,
+        h: sums.h - left.h,
+        n: sums.n - left.n,
+    };
+    (left, right)
 }
 
-/// Index of the candidate best-first growth expands next: highest gain, then lowest node.
+/// Best-first order: a node with split gain `a.0` and id `a.1` is expanded before `b`
+/// (highest gain, then lowest node id). The frontier replays the same order.
+fn expands_before(a: (f64, u32), b: (f64, u32)) -> bool {
+    a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)
+}
+
+/// Index of the candidate best-first growth expands next.
 fn best_candidate(candidates: &[Candidate]) -> usize {
+    let key = |c: &Candidate| (c.split.gain, c.node);
     let mut best = 0;
     for (i, c) in candidates.iter().enumerate().skip(1) {
-        let b = &candidates[best];
-        if c.split.gain > b.split.gain || (c.split.gain == b.split.gain && c.node < b.node) {
+        if expands_before(key(c), key(&candidates[best])) {
             best = i;
         }
     }
@@ -417,9 +421,7 @@ impl Learner {
         if !self.grown_on_all_rows || self.idx.len() != n || chunk == 0 {
             return None;
         }
-        let leaves = self
-            .leaves
-            .split_at(self.ascending_leaves.min(self.leaves.len()));
+        let leaves = leaf_runs(&self.leaves, self.ascending_leaves);
         let (idx, gh) = (&self.idx, &mut self.gh);
         let block = |lo: usize, part: &mut [f64], pairs: &mut [GradPair]| {
             add_block(tree, leaves, idx, part, lo);
@@ -463,8 +465,7 @@ impl Learner {
 
     /// The leaves whose rows ascend, and the others.
     fn leaf_runs(&self) -> (&[LeafRange], &[LeafRange]) {
-        self.leaves
-            .split_at(self.ascending_leaves.min(self.leaves.len()))
+        leaf_runs(&self.leaves, self.ascending_leaves)
     }
 
     fn alloc(&mut self) -> usize {
@@ -599,7 +600,7 @@ impl Learner {
             let c = self.candidates.swap_remove(pick);
             let s = c.split;
             let mid = self.partition(data, c.start, c.end, s.feature, s.bin, n_threads);
-            let (left, right) = c.children_sums();
+            let (left, right) = children_sums(&c.sums, &s);
             debug_assert_eq!(mid - c.start, left.n as usize);
             let l_id = nodes.len() as u32;
             nodes[c.node as usize] = Node {
@@ -767,12 +768,13 @@ impl Learner {
     ) {
         let f_len = self.n_features * SLOT_BINS;
         let hist = &self.pool[slot * f_len..(slot + 1) * f_len];
-        let parent = score(sums.g, sums.h, p.lambda);
-        let mut best: Option<Split> = None;
-        for &f in &self.features[..self.drawn] {
-            let fh = &hist[f * SLOT_BINS..(f + 1) * SLOT_BINS];
-            best = better(best, best_split(fh, data.n_bins(f), f, &sums, parent, p));
-        }
+        let best = node_best_split(
+            data,
+            p,
+            hist,
+            self.features[..self.drawn].iter().copied(),
+            &sums,
+        );
         self.settle(node, start, end, depth, slot, sums, best);
     }
 
@@ -916,6 +918,11 @@ fn feature_groups(rows: usize, nf: usize, n_threads: usize) -> (usize, usize) {
     (threads, group_size(nf, threads))
 }
 
+/// `leaves` cut into those whose rows ascend (the first `ascending`) and the others.
+fn leaf_runs(leaves: &[LeafRange], ascending: usize) -> (&[LeafRange], &[LeafRange]) {
+    leaves.split_at(ascending.min(leaves.len()))
+}
+
 /// Adds the leaf values of `tree` to the scores `part` of the rows `lo..lo + part.len()`, for
 /// the leaves `(ascending, scattered)`. The rows of an ascending leaf (partitions are stable and
 /// start from ascending rows) are searched for the block's own; a scattered leaf's rows (left
@@ -993,14 +1000,13 @@ fn children_all(
         let f0 = c * g;
         let hs = sm.chunks_exact_mut(SLOT_BINS).enumerate();
         features_hist(hs.map(|(k, h)| (f0 + k, h)), data, idx, gh);
-        let [a, b] = subtract_and_scan(
+        subtract_and_scan(
             data,
             p,
             f0,
             (sm, &s_sums, s_score, s_eval),
             (par, &l_sums, l_score, l_eval),
-        );
-        (a, b)
+        )
     };
     let (sm, par) = (&mut sm[..nf * SLOT_BINS], &mut par[..nf * SLOT_BINS]);
     if threads <= 1 {
@@ -1115,8 +1121,8 @@ fn subtract_and_scan(
     f0: usize,
     (small, s_sums, s_score, s_eval): (&mut [Bin], &Sums, f64, bool),
     (large, l_sums, l_score, l_eval): (&mut [Bin], &Sums, f64, bool),
-) -> [Option<Split>; 2] {
-    let mut best = [None, None];
+) -> (Option<Split>, Option<Split>) {
+    let mut best = (None, None);
     for (k, (sh, ph)) in small
         .chunks_exact_mut(SLOT_BINS)
         .zip(large.chunks_exact_mut(SLOT_BINS))
@@ -1126,10 +1132,10 @@ fn subtract_and_scan(
         let nb = data.n_bins(f);
         subtract_bins(ph, sh, nb);
         if s_eval {
-            best[0] = better(best[0], best_split(sh, nb, f, s_sums, s_score, p));
+            best.0 = better(best.0, best_split(sh, nb, f, s_sums, s_score, p));
         }
         if l_eval {
-            best[1] = better(best[1], best_split(ph, nb, f, l_sums, l_score, p));
+            best.1 = better(best.1, best_split(ph, nb, f, l_sums, l_score, p));
         }
     }
     best
@@ -1143,8 +1149,26 @@ fn max_workers() -> usize {
     if cfg!(test) {
         usize::MAX
     } else {
-        std::thread::available_parallelism().map_or(1, |c| c.get())
+        crate::cores()
     }
+}
+
+/// The best split of a node with sums `sums` among the features `feats`, from its histograms
+/// `hist` (`SLOT_BINS` bins per feature).
+fn node_best_split(
+    data: &BinnedMatrix,
+    p: &GrowParams,
+    hist: &[Bin],
+    feats: impl IntoIterator<Item = usize>,
+    sums: &Sums,
+) -> Option<Split> {
+    let parent = score(sums.g, sums.h, p.lambda);
+    let mut best = None;
+    for f in feats {
+        let fh = &hist[f * SLOT_BINS..(f + 1) * SLOT_BINS];
+        best = better(best, best_split(fh, data.n_bins(f), f, sums, parent, p));
+    }
+    best
 }
 
 /// Best-first growth on all features (gradient boosting): what the `frontier` module grows on
@@ -1563,6 +1587,11 @@ mod tests {
         }
     }
 
+    /// Bit patterns, so that equal means bit-identical (NaN and -0.0 included).
+    fn bits(v: &[f64]) -> Vec<u64> {
+        v.iter().map(|g| g.to_bits()).collect()
+    }
+
     #[test]
     fn whole_nodes_per_thread_give_the_serial_tree() {
         // Trees bounded by the leaf budget (where nodes expanded ahead of the serial order are
@@ -1635,7 +1664,6 @@ mod tests {
                                 (lo, s.len())
                             })
                             .expect("grown on every row");
-                        let bits = |v: &[f64]| v.iter().map(|g| g.to_bits()).collect::<Vec<_>>();
                         assert_eq!(
                             bits(&fused),
                             bits(&scores),
@@ -1672,7 +1700,6 @@ mod tests {
                     let what = format!("{name}, draw {draw}, {t} threads");
                     assert_eq!(one.0, other.0, "tree, {what}");
                     assert_eq!(one.1, other.1, "split bins, {what}");
-                    let bits = |v: &[f64]| v.iter().map(|g| g.to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&one.2), bits(&other.2), "importances, {what}");
                     assert_eq!(one.3, other.3, "rows of each leaf, {what}");
                     assert_eq!(bits(&one.4), bits(&other.4), "scores, {what}");

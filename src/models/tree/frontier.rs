@@ -33,8 +33,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::{
-    best_split, better, children_all, feature_sums, hist_all, leaf_value, partition_par, score,
-    splittable, Bin, GradPair, GrowParams, LeafRange, Node, Split, Sums, Tree, SLOT_BINS,
+    children_all, children_sums, expands_before, feature_sums, hist_all, leaf_value,
+    node_best_split, partition_par, splittable, Bin, GradPair, GrowParams, LeafRange, Node, Split,
+    Sums, Tree, SLOT_BINS,
 };
 use crate::models::binning::{BinMapper, BinnedMatrix};
 
@@ -165,16 +166,16 @@ impl<'a> Tally<'a> {
         best.map(|(i, _)| i)
     }
 
-    /// Index in `open` of the serial learner's next pick: highest gain, then lowest node id.
+    /// Index in `open` of the serial learner's next pick (`expands_before`).
     fn next(&self) -> Option<usize> {
-        let gain = |k: usize| self.entries[k].split.map_or(0.0, |s| s.gain);
+        // Open entries are committed candidates: they have a node id and a split.
+        let key = |k: usize| {
+            let e = &self.entries[k];
+            (e.split.map_or(0.0, |s| s.gain), e.node.unwrap_or(u32::MAX))
+        };
         let mut best: Option<usize> = None;
         for (j, &k) in self.open.iter().enumerate() {
-            if best.is_none_or(|i| {
-                let b = self.open[i];
-                gain(k) > gain(b)
-                    || (gain(k) == gain(b) && self.entries[k].node < self.entries[b].node)
-            }) {
+            if best.is_none_or(|i| expands_before(key(k), key(self.open[i]))) {
                 best = Some(j);
             }
         }
@@ -336,13 +337,11 @@ pub(super) fn grow(
     let mut hist = free.pop().unwrap_or_else(|| vec![Bin::default(); f_len]);
     hist_all(data, &mut hist, idx, gh, t);
     let root = feature_sums(&hist[..SLOT_BINS], data.n_bins(0), n);
-    let mut split = None;
-    if splittable(&root, 0, p) {
-        let parent = score(root.g, root.h, p.lambda);
-        for (f, fh) in hist.chunks_exact(SLOT_BINS).enumerate() {
-            split = better(split, best_split(fh, data.n_bins(f), f, &root, parent, p));
-        }
-    }
+    let split = if splittable(&root, 0, p) {
+        node_best_split(data, p, &hist, 0..data.n_features(), &root)
+    } else {
+        None
+    };
     let mut tally = Tally {
         entries: Vec::new(),
         ready: Vec::new(),
@@ -553,12 +552,7 @@ fn expand<'a>(
         right.map(|(a, b)| (&mut a[..n], &mut b[..n])),
         threads,
     );
-    let left = s.left;
-    let right = Sums {
-        g: sums.g - left.g,
-        h: sums.h - left.h,
-        n: sums.n - left.n,
-    };
+    let (left, right) = children_sums(&sums, &s);
     debug_assert_eq!(mid, left.n as usize);
     let depth = depth + 1;
     let (l_ok, r_ok) = (splittable(&left, depth, p), splittable(&right, depth, p));
