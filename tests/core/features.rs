@@ -153,6 +153,16 @@ fn golden_btc_all_timeframes() {
     }
 }
 
+/// Real markets other than the bundled crypto sample, against vectors computed independently
+/// with pandas + numpy (`tests/data/real/make_vectors.py`): hourly EUR/USD (prices near 1.05,
+/// tick volumes near 1e8, weekend gaps) and daily IBM (one bar a day, so every day is its own
+/// hour bucket).
+#[test]
+fn golden_real_fx_and_equity() {
+    check("tests/data/real/EURUSD_1h.csv", "1h", 3600);
+    check("tests/data/real/IBM_1d.csv", "1h", 3600);
+}
+
 #[test]
 fn incremental_equals_batch_on_btc() {
     let bars = read_bars_csv(&repo_path("data/sample/BTCUSD_1min.csv"));
