@@ -571,19 +571,18 @@ impl Learner {
         }
         let mut sums_of = vec![root];
         if splittable(&root, 0, p) {
-            let slot = match root_slot {
-                Some(slot) => slot,
+            match root_slot {
+                Some(slot) => self.consider(data, p, 0, 0, n, 0, slot, root),
                 None => {
                     let slot = self.alloc();
                     self.draw_features(p, rng);
-                    slot
+                    if direct {
+                        self.consider_direct(data, p, (0, 0, n, 0), slot, root, n_threads);
+                    } else {
+                        self.build_hist(data, slot, 0, n, false, n_threads);
+                        self.consider(data, p, 0, 0, n, 0, slot, root);
+                    }
                 }
-            };
-            if root_slot.is_some() || !direct {
-                self.build_hist(data, slot, 0, n, direct, n_threads);
-                self.consider(data, p, 0, 0, n, 0, slot, root);
-            } else {
-                self.consider_direct(data, p, (0, 0, n, 0), slot, root, n_threads);
             }
         } else {
             self.free.extend(root_slot);
@@ -1298,49 +1297,44 @@ fn best_split(
     if nb < 2 {
         return None;
     }
-    let mut best: Option<Split> = None;
-    let mut acc = Sums::default();
-    for (b, bin) in fh[..nb - 1].iter().enumerate() {
-        acc.g += bin.g;
-        acc.h += bin.h;
-        acc.n += bin.n;
-        if !scan_step(&acc, b, f, sums, parent, p, &mut best) {
-            break;
-        }
-    }
-    best
+    scan(fh[..nb - 1].iter().copied().enumerate(), f, sums, parent, p)
 }
 
-/// One threshold of a split scan: the left side holds the bins up to `b`, with sums `acc`.
-/// Updates `best` (feature `f`) when the split is valid and gains more; returns `false` when
-/// no later threshold can be valid (the right side got too small), ending the scan.
+/// The split scan over a feature's bins `(bin, sums)` in ascending bin order (the last bin
+/// excluded: it cannot be a threshold): the lowest bin of highest gain, if any valid split
+/// gains more than [`MIN_GAIN`]. Stops when the right side gets too small.
 #[inline(always)]
-fn scan_step(
-    acc: &Sums,
-    b: usize,
+fn scan(
+    bins: impl Iterator<Item = (usize, Bin)>,
     f: usize,
     sums: &Sums,
     parent: f64,
     p: &GrowParams,
-    best: &mut Option<Split>,
-) -> bool {
-    if acc.n < p.min_samples_leaf || acc.h < p.min_child_weight {
-        return true;
+) -> Option<Split> {
+    let mut best: Option<Split> = None;
+    let mut acc = Sums::default();
+    for (b, bin) in bins {
+        acc.g += bin.g;
+        acc.h += bin.h;
+        acc.n += bin.n;
+        if acc.n < p.min_samples_leaf || acc.h < p.min_child_weight {
+            continue;
+        }
+        let (nr, hr) = (sums.n - acc.n, sums.h - acc.h);
+        if nr < p.min_samples_leaf || hr < p.min_child_weight {
+            break;
+        }
+        let gain = score(acc.g, acc.h, p.lambda) + score(sums.g - acc.g, hr, p.lambda) - parent;
+        if gain > MIN_GAIN && best.is_none_or(|s| gain > s.gain) {
+            best = Some(Split {
+                feature: f,
+                bin: b as u8,
+                gain,
+                left: acc,
+            });
+        }
     }
-    let (nr, hr) = (sums.n - acc.n, sums.h - acc.h);
-    if nr < p.min_samples_leaf || hr < p.min_child_weight {
-        return false;
-    }
-    let gain = score(acc.g, acc.h, p.lambda) + score(sums.g - acc.g, hr, p.lambda) - parent;
-    if gain > MIN_GAIN && best.is_none_or(|s| gain > s.gain) {
-        *best = Some(Split {
-            feature: f,
-            bin: b as u8,
-            gain,
-            left: *acc,
-        });
-    }
-    true
+    best
 }
 
 /// Nodes of at most this many rows find their best split from their rows
@@ -1386,13 +1380,13 @@ fn rows_best_split(
         }
         // Keys are distinct, so the order is the (bin, position) order whatever the sort.
         keys.sort_unstable();
-        let mut f_best = None;
-        let mut acc = Sums::default();
+        // The non-empty bins below the last, in order, each summed in row order.
+        let keys = &*keys;
         let mut i = 0;
-        while i < n {
-            let b = usize::from(keys[i] >> 8);
+        let bins = std::iter::from_fn(|| {
+            let b = usize::from(*keys.get(i)? >> 8);
             if b + 1 >= nb {
-                break;
+                return None;
             }
             let mut bin = Bin::default();
             while i < n && usize::from(keys[i] >> 8) == b {
@@ -1402,14 +1396,9 @@ fn rows_best_split(
                 bin.n += 1;
                 i += 1;
             }
-            acc.g += bin.g;
-            acc.h += bin.h;
-            acc.n += bin.n;
-            if !scan_step(&acc, b, f, sums, parent, p, &mut f_best) {
-                break;
-            }
-        }
-        best = better(best, f_best);
+            Some((b, bin))
+        });
+        best = better(best, scan(bins, f, sums, parent, p));
     }
     best
 }
