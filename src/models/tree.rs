@@ -7,6 +7,9 @@
 //! - the rows of a tree live in one index array, partitioned in place (stably) per node, with
 //!   their gradient pairs moved alongside, so a node's rows are a contiguous range;
 //! - only the smaller child's histogram is built; the larger child's is the parent's minus it;
+//!   except when few features are drawn per split (a forest's sqrt), where each child's
+//!   histogram is built directly for its drawn features, and a node of at most
+//!   [`SMALL_NODE_ROWS`] rows finds its split from its rows instead (the same split);
 //! - histograms come from a pool of slots kept across trees: no allocation per node;
 //! - nodes are expanded depth-first (random forest) or best-first by gain bounded by a number of
 //!   leaves (gradient boosting, "leaf-wise").
@@ -311,6 +314,9 @@ pub(crate) struct Learner {
     /// After [`Learner::grow`]: the tree was grown on all rows `0..n` (set with
     /// [`Learner::all_rows_mut`]).
     grown_on_all_rows: bool,
+    /// Nodes of at most this many rows take the row path in direct mode ([`SMALL_NODE_ROWS`];
+    /// a test sets 0 to compare with the histogram path).
+    small_rows: usize,
     /// Per-worker partition scratch and the histogram buffers of best-first growth on several
     /// threads (the `frontier` module).
     frontier: Vec<frontier::Scratch>,
@@ -347,6 +353,7 @@ impl Learner {
             score_blocks: 0,
             ascending_leaves: 0,
             grown_on_all_rows: false,
+            small_rows: SMALL_NODE_ROWS,
         };
         for _ in 0..slots {
             let s = l.alloc();
@@ -799,7 +806,7 @@ impl Learner {
         sums: Sums,
         n_threads: usize,
     ) {
-        if end - start > SMALL_NODE_ROWS {
+        if end - start > self.small_rows.min(SMALL_NODE_ROWS) {
             self.build_hist(data, slot, start, end, true, n_threads);
             self.consider(data, p, node, start, end, depth, slot, sums);
             return;
@@ -1351,10 +1358,12 @@ const _: () = assert!(SMALL_NODE_ROWS <= 256, "row positions are stored in a byt
 /// `idx` (pairs `gh`) with sums `sums`, computed from the rows: for each feature, the rows
 /// sorted by (bin, position) give the node's non-empty bins in order, each bin's sums added
 /// in row order, as a histogram sums them. The scan then visits the same thresholds as
-/// [`best_split`] minus the empty bins, which cannot change its result (an empty bin adds
-/// exact zeros to the left side, which is never -0.0, and repeats the previous threshold's
-/// test and gain, and a tie keeps the lower bin). So the split is the histogram's, bit for
-/// bit, without clearing and scanning 255 bins per feature.
+/// [`best_split`] minus the empty bins, which cannot change its result: an empty bin adds
+/// exact zeros to the left side, which is never -0.0 (sums from +0.0 round to +0.0, not -0.0);
+/// after a non-empty bin it repeats that bin's test and gain, and a tie keeps the lower bin;
+/// before the first non-empty bin the left side has no row, which `min_samples_leaf >= 1`
+/// (checked by both models' params) rejects. So the split is the histogram's, bit for bit,
+/// without clearing and scanning 255 bins per feature.
 fn rows_best_split(
     data: &BinnedMatrix,
     p: &GrowParams,
@@ -1365,6 +1374,7 @@ fn rows_best_split(
 ) -> Option<Split> {
     let n = idx.len();
     debug_assert!(n <= SMALL_NODE_ROWS);
+    debug_assert!(p.min_samples_leaf >= 1, "empty leading bins are skipped");
     let parent = score(sums.g, sums.h, p.lambda);
     let mut keys = [0u16; SMALL_NODE_ROWS];
     let keys = &mut keys[..n];
@@ -1579,20 +1589,23 @@ mod tests {
     }
 
     /// The row path for small nodes finds the histogram's split, bit for bit: random nodes of
-    /// 1..=SMALL_NODE_ROWS rows (repeated rows, integer weights as a bootstrap gives, few or
-    /// many distinct bins, and a feature with a single bin), several leaf and weight limits.
+    /// 1..=SMALL_NODE_ROWS rows (repeated rows, integer weights as a bootstrap gives or real
+    /// hessians, few or many distinct bins, features with one and two bins), several leaf and
+    /// weight limits.
     #[test]
     fn small_nodes_split_from_rows_as_from_the_histogram() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let (rows, nf) = (500, 4);
+        let (rows, nf) = (500, 5);
         let mut found = 0;
         for round in 0..300 {
-            // Column 0 coarse (4 values), 1 fine, 2 constant (one bin), 3 mid (20 values).
+            // Column 0 coarse (4 values), 1 fine, 2 constant (one bin), 3 mid (20 values),
+            // 4 binary (two bins).
             let x = Array2::from_shape_fn((rows, nf), |(_, j)| match j {
                 0 => f64::from(rng.gen_range(0..4u8)),
                 1 => rng.gen::<f64>(),
                 2 => 1.0,
-                _ => f64::from(rng.gen_range(0..20u8)),
+                3 => f64::from(rng.gen_range(0..20u8)),
+                _ => f64::from(u8::from(rng.gen_bool(0.3))),
             });
             let mapper = BinMapper::fit(x.view(), 255).unwrap();
             let data = mapper.transform(x.view()).unwrap();
@@ -1601,7 +1614,12 @@ mod tests {
             idx.sort_unstable();
             let gh: Vec<GradPair> = (0..n)
                 .map(|_| {
-                    let w = f32::from(rng.gen_range(1..4u8));
+                    // Bootstrap counts, or (every fourth round) real-valued hessians.
+                    let w = if round % 4 == 3 {
+                        rng.gen_range(0.05f32..2.0)
+                    } else {
+                        f32::from(rng.gen_range(1..4u8))
+                    };
                     let y = if round % 2 == 0 {
                         f32::from(u8::from(rng.gen_bool(0.5)))
                     } else {
@@ -1640,6 +1658,52 @@ mod tests {
             found += usize::from(want.is_some());
         }
         assert!(found > 100, "most nodes have a split ({found} of 300)");
+    }
+
+    /// Whole forest-style trees (sqrt features drawn per split, depth 10, one-row leaves, integer
+    /// weights) are the same, bit for bit, with the small-node row path and with histograms
+    /// only: the cut-off, the drawn features and the root all wired as the histogram path.
+    #[test]
+    fn forest_trees_are_the_same_with_and_without_the_row_path() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (n, nf) = (3000, 9);
+        let x = Array2::from_shape_fn((n, nf), |(_, j)| match j % 3 {
+            0 => f64::from(rng.gen_range(0..6u8)),
+            1 => rng.gen::<f64>(),
+            _ => f64::from(rng.gen_range(0..40u8)),
+        });
+        let y: Vec<f32> = (0..n)
+            .map(|i| f32::from(u8::from(x[[i, 1]] + 0.3 * rng.gen::<f64>() > 0.6)))
+            .collect();
+        let mapper = BinMapper::fit(x.view(), 255).unwrap();
+        let data = mapper.transform(x.view()).unwrap();
+        let mut split_trees = 0;
+        for (seed, rows) in [(1u64, n), (2, 150), (3, 40), (4, 1)] {
+            let grow = |small_rows: usize| {
+                let mut l = Learner::new(nf, 12);
+                l.small_rows = small_rows;
+                let mut draw = ChaCha8Rng::seed_from_u64(seed);
+                let (idx, gh) = l.rows_mut();
+                for (i, &yi) in y[..rows].iter().enumerate() {
+                    let w = f32::from(draw.gen_range(1..3u8));
+                    idx.push(i as u32);
+                    gh.push(GradPair { g: yi * w, h: w });
+                }
+                let mut p = params(Growth::DepthFirst);
+                p.features_per_split = 3;
+                p.stop_pure = false;
+                let mut imp = vec![0.0; nf];
+                let tree = l.grow(&data, &mapper, &p, &mut draw, 1, &mut imp);
+                (tree, bits(&imp), l.rows().to_vec())
+            };
+            let rows_path = grow(SMALL_NODE_ROWS);
+            let hist_only = grow(0);
+            assert_eq!(rows_path.0, hist_only.0, "tree, seed {seed}, {rows} rows");
+            assert_eq!(rows_path.1, hist_only.1, "importances, seed {seed}");
+            assert_eq!(rows_path.2, hist_only.2, "row order, seed {seed}");
+            split_trees += usize::from(rows_path.0.nodes().len() > 1);
+        }
+        assert!(split_trees >= 3, "the trees have splits");
     }
 
     #[test]
