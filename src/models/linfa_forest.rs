@@ -9,7 +9,7 @@
 //! for the same seeded `ChaCha8Rng`; a unit test checks the draws and the trees against it.
 //!
 //! One deviation makes the fit deterministic: linfa-trees breaks exact class ties at random (see
-//! [`TIE_BREAK_WEIGHT`]), so "down" rows carry a weight of `1 + 2^-16` and ties go to "down".
+//! `TIE_BREAK_WEIGHT`), so "down" rows carry a weight of `1 + 2^-16` and ties go to "down".
 //!
 //! Each fitted linfa tree is then flattened into an array of nodes over the *global* feature
 //! indices. A leaf holds the fraction of "up" labels among the bootstrap rows that reach it, so

@@ -9,7 +9,7 @@
 //! - only the smaller child's histogram is built; the larger child's is the parent's minus it;
 //!   except when few features are drawn per split (a forest's sqrt), where each child's
 //!   histogram is built directly for its drawn features, and a node of at most
-//!   [`SMALL_NODE_ROWS`] rows finds its split from its rows instead (the same split);
+//!   `SMALL_NODE_ROWS` (64) rows finds its split from its rows instead (the same split);
 //! - histograms come from a pool of slots kept across trees: no allocation per node;
 //! - nodes are expanded depth-first (random forest) or best-first by gain bounded by a number of
 //!   leaves (gradient boosting, "leaf-wise").
@@ -23,7 +23,7 @@
 //! whole nodes to expand and replays the one-thread order of splits (see the `frontier` module);
 //! its first nodes, and every other growth, run the per-node work of large nodes in parallel:
 //! the learner runs the per-node work of large nodes on the current rayon pool (a
-//! persistent pool built once per fit by [`with_pool`], so no thread is spawned per node): the
+//! persistent pool built once per fit by `with_pool`, so no thread is spawned per node): the
 //! histogram one task per feature, the partition in row chunks (phase 1: each chunk
 //! split stably into scratch buffers; phase 2: each chunk's parts copied to their final places).
 //! A stable partition is unique, so chunking does not change the result.
