@@ -396,15 +396,16 @@ impl Learner {
     /// by block in parallel on the current rayon pool.
     pub fn add_leaf_values(&self, tree: &Tree, scores: &mut [f64]) {
         let n = self.idx.len();
+        let leaves = leaf_runs(&self.leaves, self.ascending_leaves);
         if self.score_blocks < 2 || n > scores.len() {
-            add_block(tree, self.leaf_runs(), &self.idx, scores, 0);
+            add_block(tree, leaves, &self.idx, scores, 0);
             return;
         }
         let per = n.div_ceil(self.score_blocks);
         scores[..n]
             .par_chunks_mut(per)
             .enumerate()
-            .for_each(|(b, part)| add_block(tree, self.leaf_runs(), &self.idx, part, b * per));
+            .for_each(|(b, part)| add_block(tree, leaves, &self.idx, part, b * per));
     }
 
     /// [`Learner::add_leaf_values`] for a tree grown on every row `0..n` (`n = scores.len()`),
@@ -468,11 +469,6 @@ impl Learner {
         self.all_rows = true;
         self.grown_on_all_rows = false;
         Some(out)
-    }
-
-    /// The leaves whose rows ascend, and the others.
-    fn leaf_runs(&self) -> (&[LeafRange], &[LeafRange]) {
-        leaf_runs(&self.leaves, self.ascending_leaves)
     }
 
     fn alloc(&mut self) -> usize {
