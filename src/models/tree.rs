@@ -298,9 +298,6 @@ pub(crate) struct Learner {
     gh: Vec<GradPair>,
     scratch_idx: Vec<u32>,
     scratch_gh: Vec<GradPair>,
-    /// Second scratch pair for the parallel partition (right sides).
-    scratch2_idx: Vec<u32>,
-    scratch2_gh: Vec<GradPair>,
     candidates: Vec<Candidate>,
     features: Vec<usize>,
     /// Number of features drawn for the current split (`features[..drawn]`).
@@ -340,8 +337,6 @@ impl Learner {
             gh: Vec::new(),
             scratch_idx: Vec::new(),
             scratch_gh: Vec::new(),
-            scratch2_idx: Vec::new(),
-            scratch2_gh: Vec::new(),
             candidates: Vec::new(),
             features: (0..n_features).collect(),
             drawn: n_features,
@@ -527,10 +522,6 @@ impl Learner {
                 self.score_blocks = workers;
             }
             return g.tree;
-        }
-        if n_threads > 1 {
-            self.scratch2_idx.resize(n, 0);
-            self.scratch2_gh.resize(n, GradPair::default());
         }
         self.candidates.clear();
         self.leaves.clear();
@@ -888,24 +879,13 @@ impl Learner {
         n_threads: usize,
     ) -> usize {
         let n = end - start;
-        let threads = if self.scratch2_idx.len() < n {
-            1
-        } else {
-            n_threads
-        };
-        let right = if threads > 1 {
-            Some((&mut self.scratch2_idx[..n], &mut self.scratch2_gh[..n]))
-        } else {
-            None
-        };
         start
             + partition_par(
                 data.column(feature),
                 bin,
                 (&mut self.idx[start..end], &mut self.gh[start..end]),
                 (&mut self.scratch_idx[..n], &mut self.scratch_gh[..n]),
-                right,
-                threads,
+                n_threads,
             )
     }
 
@@ -1067,58 +1047,69 @@ fn children_all(
 }
 
 /// Stable in-place partition of the rows `idx` (pairs `gh`) by `bin(col) <= bin`; returns the
-/// number of left rows. `left` is scratch at least as long; with `right` (as long) and
-/// `n_threads > 1`, a large range is split into `n_threads` chunks partitioned in parallel into
-/// the scratch buffers (left rows, right rows), then copied back in parallel. A stable
-/// partition is unique, so the result does not depend on the number of threads.
-#[allow(clippy::type_complexity)]
+/// number of left rows. `(si, sg)` is scratch at least as long.
+///
+/// With `n_threads > 1`, a large range is cut into `n_threads` chunks, each split on its own
+/// thread in one pass as the serial partition splits it: its left rows kept in place at the
+/// chunk's start, its right rows into the scratch at the chunk's offset (each row tested and
+/// written once). Then the chunks' left rows move down to the front in chunk order (one
+/// `memmove` per chunk after the first), and their right rows are copied after them in
+/// parallel. A stable partition is unique, so the result does not depend on the number of
+/// threads.
+///
+/// Measured against splitting both sides into scratch and copying every row back (the form
+/// before): 1M rows, 255-leaf boosting on 2 threads, 3-4% faster fits. Walking the last chunk
+/// backwards (right rows kept in place at the end, no `memmove`) was faster on shuffled rows
+/// but slower on real trees, whose rows are often nearly sorted by the next split.
 fn partition_par(
     col: &[u8],
     bin: u8,
     (idx, gh): (&mut [u32], &mut [GradPair]),
     (si, sg): (&mut [u32], &mut [GradPair]),
-    right: Option<(&mut [u32], &mut [GradPair])>,
     n_threads: usize,
 ) -> usize {
     let n = idx.len();
-    let Some((ri, rg)) = right.filter(|_| n_threads > 1 && n >= PAR_MIN_PARTITION) else {
+    if n_threads <= 1 || n < PAR_MIN_PARTITION {
         return partition_rows(col, bin, idx, gh, si, sg);
-    };
-    let (si, sg, ri, rg) = (&mut si[..n], &mut sg[..n], &mut ri[..n], &mut rg[..n]);
+    }
+    let (si, sg) = (&mut si[..n], &mut sg[..n]);
     let per = n.div_ceil(n_threads);
-    // Phase 1: each chunk's left rows into (si, sg), right rows into (ri, rg), at the
-    // chunk's offset.
-    let counts: Vec<(usize, usize)> = idx
-        .par_chunks(per)
-        .zip(gh.par_chunks(per))
+    // Phase 1: each chunk's left-row count.
+    let lefts: Vec<usize> = idx
+        .par_chunks_mut(per)
+        .zip(gh.par_chunks_mut(per))
         .zip(si.par_chunks_mut(per))
         .zip(sg.par_chunks_mut(per))
-        .zip(ri.par_chunks_mut(per))
-        .zip(rg.par_chunks_mut(per))
-        .map(|(((((ci, cg), li), lg), ri), rg)| split_to(col, bin, ci, cg, li, lg, ri, rg))
+        .map(|(((ci, cg), ri), rg)| split_in_place(col, bin, ci, cg, ri, rg))
         .collect();
-    let total_left: usize = counts.iter().map(|c| c.0).sum();
-    // Phase 2: every chunk copies its two parts to their final, disjoint places.
-    let (mut dli, mut dri) = idx.split_at_mut(total_left);
-    let (mut dlg, mut drg) = gh.split_at_mut(total_left);
-    let mut tasks = Vec::with_capacity(counts.len());
-    for (c, &(l, r)) in counts.iter().enumerate() {
-        let (a, rest) = std::mem::take(&mut dli).split_at_mut(l);
-        dli = rest;
-        let (b, rest) = std::mem::take(&mut dlg).split_at_mut(l);
-        dlg = rest;
-        let (d, rest) = std::mem::take(&mut dri).split_at_mut(r);
-        dri = rest;
-        let (e, rest) = std::mem::take(&mut drg).split_at_mut(r);
-        drg = rest;
-        tasks.push((c * per, a, b, d, e));
+    // Phase 2: the left rows to the front, in chunk order. Chunk c's go to a place that ends
+    // at or before its own left rows' end, over rows already moved, so the moves run front
+    // to back.
+    let mut total_left = 0;
+    for (c, &l) in lefts.iter().enumerate() {
+        let from = c * per;
+        if from != total_left {
+            idx.copy_within(from..from + l, total_left);
+            gh.copy_within(from..from + l, total_left);
+        }
+        total_left += l;
     }
-    let (si, sg, ri, rg) = (&*si, &*sg, &*ri, &*rg);
-    tasks.into_par_iter().for_each(|(o, a, b, d, e)| {
+    // Phase 3: every chunk's right rows to their final, disjoint place after the left rows.
+    let (mut di, mut dg) = (&mut idx[total_left..], &mut gh[total_left..]);
+    let mut tasks = Vec::with_capacity(lefts.len());
+    for (c, &l) in lefts.iter().enumerate() {
+        let from = c * per;
+        let r = (n.min(from + per) - from) - l;
+        let (a, rest) = std::mem::take(&mut di).split_at_mut(r);
+        di = rest;
+        let (b, rest) = std::mem::take(&mut dg).split_at_mut(r);
+        dg = rest;
+        tasks.push((from, a, b));
+    }
+    let (si, sg) = (&*si, &*sg);
+    tasks.into_par_iter().for_each(|(o, a, b)| {
         a.copy_from_slice(&si[o..o + a.len()]);
         b.copy_from_slice(&sg[o..o + b.len()]);
-        d.copy_from_slice(&ri[o..o + d.len()]);
-        e.copy_from_slice(&rg[o..o + e.len()]);
     });
     total_left
 }
@@ -1428,6 +1419,25 @@ fn partition_rows(
     si: &mut [u32],
     sg: &mut [GradPair],
 ) -> usize {
+    let w = split_in_place(col, bin, idx, gh, si, sg);
+    let r = idx.len() - w;
+    idx[w..].copy_from_slice(&si[..r]);
+    gh[w..].copy_from_slice(&sg[..r]);
+    w
+}
+
+/// The serial partition's pass: left rows compacted at the start of `idx` (pairs `gh`), in
+/// order; right rows, in order, at the start of the scratch `(si, sg)`. Returns the number of
+/// left rows.
+#[inline]
+fn split_in_place(
+    col: &[u8],
+    bin: u8,
+    idx: &mut [u32],
+    gh: &mut [GradPair],
+    si: &mut [u32],
+    sg: &mut [GradPair],
+) -> usize {
     let (mut w, mut r) = (0usize, 0usize);
     // Branchless: every row is written to both sides, the cursors advance by the test.
     for k in 0..idx.len() {
@@ -1440,35 +1450,7 @@ fn partition_rows(
         w += usize::from(left);
         r += usize::from(!left);
     }
-    idx[w..].copy_from_slice(&si[..r]);
-    gh[w..].copy_from_slice(&sg[..r]);
     w
-}
-
-/// Stable split of one chunk of rows: left rows (`bin(col) <= bin`) to `(li, lg)`, right rows
-/// to `(ri, rg)`, both from their start; returns (left count, right count).
-#[allow(clippy::too_many_arguments)]
-fn split_to(
-    col: &[u8],
-    bin: u8,
-    idx: &[u32],
-    gh: &[GradPair],
-    li: &mut [u32],
-    lg: &mut [GradPair],
-    ri: &mut [u32],
-    rg: &mut [GradPair],
-) -> (usize, usize) {
-    let (mut w, mut r) = (0usize, 0usize);
-    for (&row, &g) in idx.iter().zip(gh) {
-        let left = col[row as usize] <= bin;
-        li[w] = row;
-        lg[w] = g;
-        ri[r] = row;
-        rg[r] = g;
-        w += usize::from(left);
-        r += usize::from(!left);
-    }
-    (w, r)
 }
 
 /// Features whose histograms are summed in one pass over a node's rows: each row's index and
@@ -1767,6 +1749,51 @@ mod tests {
         let tree = l.grow(&data, &mapper, &p, &mut rng, 1, &mut [0.0; 3]);
         assert_eq!(tree.depth(), 3);
         assert_eq!(tree.n_leaves(), 8);
+    }
+
+    #[test]
+    fn parallel_partition_equals_the_serial_one() {
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let n = 3 * PAR_MIN_PARTITION + 17;
+        let col: Vec<u8> = (0..n).map(|_| rng.gen_range(0..8)).collect();
+        let rows: Vec<u32> = (0..n as u32).rev().collect();
+        let pairs: Vec<GradPair> = (0..n)
+            .map(|i| GradPair {
+                g: i as f32,
+                h: -(i as f32),
+            })
+            .collect();
+        // Bin 7 sends every row left, a bin below the smallest none (0 sends about 1/8).
+        for bin in [0u8, 3, 6, 7] {
+            for len in [
+                n,
+                PAR_MIN_PARTITION,
+                PAR_MIN_PARTITION + 1,
+                2 * PAR_MIN_PARTITION + 5,
+            ] {
+                let (mut i1, mut g1) = (rows[..len].to_vec(), pairs[..len].to_vec());
+                let (mut s1, mut t1) = (vec![0; len], vec![GradPair::default(); len]);
+                let want = partition_rows(&col, bin, &mut i1, &mut g1, &mut s1, &mut t1);
+                for threads in [2, 3, 4, 5, 8] {
+                    let (mut i2, mut g2) = (rows[..len].to_vec(), pairs[..len].to_vec());
+                    let (mut s2, mut t2) = (vec![0; len], vec![GradPair::default(); len]);
+                    let got = with_pool(threads, || {
+                        Ok(partition_par(
+                            &col,
+                            bin,
+                            (&mut i2, &mut g2),
+                            (&mut s2, &mut t2),
+                            threads,
+                        ))
+                    })
+                    .unwrap();
+                    assert_eq!(got, want, "bin {bin}, {len} rows, {threads} threads");
+                    assert_eq!(i2, i1, "bin {bin}, {len} rows, {threads} threads");
+                    assert!(g2.iter().zip(&g1).all(|(a, b)| a.g == b.g && a.h == b.h));
+                }
+            }
+        }
     }
 
     #[test]
