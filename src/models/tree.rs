@@ -885,6 +885,7 @@ impl Learner {
                 bin,
                 (&mut self.idx[start..end], &mut self.gh[start..end]),
                 (&mut self.scratch_idx[..n], &mut self.scratch_gh[..n]),
+                None,
                 n_threads,
             )
     }
@@ -1047,30 +1048,40 @@ fn children_all(
 }
 
 /// Stable in-place partition of the rows `idx` (pairs `gh`) by `bin(col) <= bin`; returns the
-/// number of left rows. `(si, sg)` is scratch at least as long.
+/// number of left rows. `(si, sg)` is scratch at least as long; `right`, when given, a second
+/// one. A stable partition is unique, so the result does not depend on the number of threads
+/// or on the form used. With `n_threads > 1`, a large range is cut into `n_threads` chunks
+/// split in parallel, each by one pass that tests each row once:
+/// - with `right`: each chunk's left rows go to `(si, sg)` and its right rows to `right`, at
+///   the chunk's offset; then every chunk copies its two parts to their final places, in
+///   parallel. Every row is copied back, but both steps are evenly parallel;
+/// - without: each chunk is split as the serial partition splits it (left rows kept in place
+///   at the chunk's start, right rows into `(si, sg)` at the chunk's offset); then the chunks'
+///   left rows move down to the front in chunk order (one `memmove` per chunk after the first,
+///   on the calling thread) and their right rows are copied after them in parallel.
 ///
-/// With `n_threads > 1`, a large range is cut into `n_threads` chunks, each split on its own
-/// thread in one pass as the serial partition splits it: its left rows kept in place at the
-/// chunk's start, its right rows into the scratch at the chunk's offset (each row tested and
-/// written once). Then the chunks' left rows move down to the front in chunk order (one
-/// `memmove` per chunk after the first), and their right rows are copied after them in
-/// parallel. A stable partition is unique, so the result does not depend on the number of
-/// threads.
-///
-/// Measured against splitting both sides into scratch and copying every row back (the form
-/// before): 1M rows, 255-leaf boosting on 2 threads, 3-4% faster fits. Walking the last chunk
-/// backwards (right rows kept in place at the end, no `memmove`) was faster on shuffled rows
-/// but slower on real trees, whose rows are often nearly sorted by the next split.
+/// The first splits of a tree use the first form (boosting on 2 threads, 100k rows: 25 ms a fit
+/// in those splits against 30 ms with the second). A worker's large node in `frontier` uses the
+/// second, which needs no second buffer per worker; there, with the other worker helping, it
+/// measured at least as fast as the first (1M rows, 2 threads: best fits 2.55-2.58 s against
+/// 2.59 s). Walking the last chunk backwards (right rows kept in place at the end, no
+/// `memmove`) was faster on shuffled rows in a microbenchmark but not on real trees, whose rows
+/// are often nearly sorted by the next split.
+#[allow(clippy::type_complexity)]
 fn partition_par(
     col: &[u8],
     bin: u8,
     (idx, gh): (&mut [u32], &mut [GradPair]),
     (si, sg): (&mut [u32], &mut [GradPair]),
+    right: Option<(&mut [u32], &mut [GradPair])>,
     n_threads: usize,
 ) -> usize {
     let n = idx.len();
     if n_threads <= 1 || n < PAR_MIN_PARTITION {
         return partition_rows(col, bin, idx, gh, si, sg);
+    }
+    if let Some(r) = right {
+        return partition_two_scratch(col, bin, (idx, gh), (si, sg), r, n_threads);
     }
     let (si, sg) = (&mut si[..n], &mut sg[..n]);
     let per = n.div_ceil(n_threads);
@@ -1112,6 +1123,82 @@ fn partition_par(
         b.copy_from_slice(&sg[o..o + b.len()]);
     });
     total_left
+}
+
+/// [`partition_par`]'s first form (`right` given; `n > 1` chunks of `per` rows).
+#[allow(clippy::type_complexity)]
+fn partition_two_scratch(
+    col: &[u8],
+    bin: u8,
+    (idx, gh): (&mut [u32], &mut [GradPair]),
+    (si, sg): (&mut [u32], &mut [GradPair]),
+    (ri, rg): (&mut [u32], &mut [GradPair]),
+    n_threads: usize,
+) -> usize {
+    let n = idx.len();
+    let (si, sg, ri, rg) = (&mut si[..n], &mut sg[..n], &mut ri[..n], &mut rg[..n]);
+    let per = n.div_ceil(n_threads);
+    // Phase 1: each chunk's left rows into (si, sg), right rows into (ri, rg), at the
+    // chunk's offset.
+    let counts: Vec<(usize, usize)> = idx
+        .par_chunks(per)
+        .zip(gh.par_chunks(per))
+        .zip(si.par_chunks_mut(per))
+        .zip(sg.par_chunks_mut(per))
+        .zip(ri.par_chunks_mut(per))
+        .zip(rg.par_chunks_mut(per))
+        .map(|(((((ci, cg), li), lg), ri), rg)| split_to(col, bin, ci, cg, li, lg, ri, rg))
+        .collect();
+    let total_left: usize = counts.iter().map(|c| c.0).sum();
+    // Phase 2: every chunk copies its two parts to their final, disjoint places.
+    let (mut dli, mut dri) = idx.split_at_mut(total_left);
+    let (mut dlg, mut drg) = gh.split_at_mut(total_left);
+    let mut tasks = Vec::with_capacity(counts.len());
+    for (c, &(l, r)) in counts.iter().enumerate() {
+        let (a, rest) = std::mem::take(&mut dli).split_at_mut(l);
+        dli = rest;
+        let (b, rest) = std::mem::take(&mut dlg).split_at_mut(l);
+        dlg = rest;
+        let (d, rest) = std::mem::take(&mut dri).split_at_mut(r);
+        dri = rest;
+        let (e, rest) = std::mem::take(&mut drg).split_at_mut(r);
+        drg = rest;
+        tasks.push((c * per, a, b, d, e));
+    }
+    let (si, sg, ri, rg) = (&*si, &*sg, &*ri, &*rg);
+    tasks.into_par_iter().for_each(|(o, a, b, d, e)| {
+        a.copy_from_slice(&si[o..o + a.len()]);
+        b.copy_from_slice(&sg[o..o + b.len()]);
+        d.copy_from_slice(&ri[o..o + d.len()]);
+        e.copy_from_slice(&rg[o..o + e.len()]);
+    });
+    total_left
+}
+
+/// Stable split of one chunk of rows: left rows (`bin(col) <= bin`) to `(li, lg)`, right rows
+/// to `(ri, rg)`, both from their start; returns (left count, right count).
+#[allow(clippy::too_many_arguments)]
+fn split_to(
+    col: &[u8],
+    bin: u8,
+    idx: &[u32],
+    gh: &[GradPair],
+    li: &mut [u32],
+    lg: &mut [GradPair],
+    ri: &mut [u32],
+    rg: &mut [GradPair],
+) -> (usize, usize) {
+    let (mut w, mut r) = (0usize, 0usize);
+    for (&row, &g) in idx.iter().zip(gh) {
+        let left = col[row as usize] <= bin;
+        li[w] = row;
+        lg[w] = g;
+        ri[r] = row;
+        rg[r] = g;
+        w += usize::from(left);
+        r += usize::from(!left);
+    }
+    (w, r)
 }
 
 /// Slots `parent` and `small` (distinct) of a histogram pool of `f_len` bins a slot, both
@@ -1776,21 +1863,27 @@ mod tests {
                 let (mut s1, mut t1) = (vec![0; len], vec![GradPair::default(); len]);
                 let want = partition_rows(&col, bin, &mut i1, &mut g1, &mut s1, &mut t1);
                 for threads in [2, 3, 4, 5, 8] {
-                    let (mut i2, mut g2) = (rows[..len].to_vec(), pairs[..len].to_vec());
-                    let (mut s2, mut t2) = (vec![0; len], vec![GradPair::default(); len]);
-                    let got = with_pool(threads, || {
-                        Ok(partition_par(
-                            &col,
-                            bin,
-                            (&mut i2, &mut g2),
-                            (&mut s2, &mut t2),
-                            threads,
-                        ))
-                    })
-                    .unwrap();
-                    assert_eq!(got, want, "bin {bin}, {len} rows, {threads} threads");
-                    assert_eq!(i2, i1, "bin {bin}, {len} rows, {threads} threads");
-                    assert!(g2.iter().zip(&g1).all(|(a, b)| a.g == b.g && a.h == b.h));
+                    for two in [false, true] {
+                        let (mut i2, mut g2) = (rows[..len].to_vec(), pairs[..len].to_vec());
+                        let (mut s2, mut t2) = (vec![0; len], vec![GradPair::default(); len]);
+                        let (mut r2, mut u2) = (vec![0; len], vec![GradPair::default(); len]);
+                        let right = two.then_some((&mut r2[..], &mut u2[..]));
+                        let got = with_pool(threads, || {
+                            Ok(partition_par(
+                                &col,
+                                bin,
+                                (&mut i2, &mut g2),
+                                (&mut s2, &mut t2),
+                                right,
+                                threads,
+                            ))
+                        })
+                        .unwrap();
+                        let case = format!("bin {bin}, {len} rows, {threads} threads, two {two}");
+                        assert_eq!(got, want, "{case}");
+                        assert_eq!(i2, i1, "{case}");
+                        assert!(g2.iter().zip(&g1).all(|(a, b)| a.g == b.g && a.h == b.h));
+                    }
                 }
             }
         }

@@ -448,7 +448,9 @@ pub(super) fn grow(
     tally.advance(p, mapper);
 
     // The top of the tree: one node at a time, each step on all threads.
-    let s0 = scratch.first_mut().expect("at least one worker");
+    // A second worker's scratch serves the partition's second buffer (see `partition_par`).
+    let (s0, rest) = scratch.split_first_mut().expect("at least one worker");
+    let mut right = rest.first_mut().map(|s| (&mut s.idx[..], &mut s.gh[..]));
     while !tally.done && tally.ready.len() < t {
         let Some(i) = tally.pick(p.max_leaves) else {
             break;
@@ -466,6 +468,7 @@ pub(super) fn grow(
             job,
             fresh,
             (&mut s0.idx, &mut s0.gh),
+            right.as_mut().map(|(a, b)| (&mut **a, &mut **b)),
             t,
         );
         tally.record(k, out);
@@ -573,6 +576,7 @@ fn work(sh: &Shared, scratch: &mut Scratch, f_len: usize) {
             job,
             fresh,
             (&mut scratch.idx, &mut scratch.gh),
+            None,
             if large { sh.threads } else { 1 },
         );
         if large {
@@ -611,6 +615,7 @@ fn expand<'a>(
     job: Job<'a>,
     fresh: Vec<Bin>,
     (si, sg): (&mut [u32], &mut [GradPair]),
+    right: Option<(&mut [u32], &mut [GradPair])>,
     threads: usize,
 ) -> Expansion<'a> {
     let s = split.expect("a candidate has a split");
@@ -621,6 +626,7 @@ fn expand<'a>(
         s.bin,
         (&mut *idx, &mut *gh),
         (&mut si[..n], &mut sg[..n]),
+        right.map(|(a, b)| (&mut a[..n], &mut b[..n])),
         threads,
     );
     let (left, right) = children_sums(&sums, &s);
