@@ -1078,14 +1078,17 @@ fn partition_par(
 ) -> usize {
     let n = idx.len();
     if n_threads <= 1 || n < PAR_MIN_PARTITION {
-        return partition_rows(col, bin, idx, gh, si, sg);
+        let w = split_in_place(col, bin, idx, gh, si, sg);
+        idx[w..].copy_from_slice(&si[..n - w]);
+        gh[w..].copy_from_slice(&sg[..n - w]);
+        return w;
     }
     if let Some(r) = right {
         return partition_two_scratch(col, bin, (idx, gh), (si, sg), r, n_threads);
     }
     let (si, sg) = (&mut si[..n], &mut sg[..n]);
     let per = n.div_ceil(n_threads);
-    // Phase 1: each chunk's left-row count.
+    // Phase 1: every chunk split in place; its left-row count.
     let lefts: Vec<usize> = idx
         .par_chunks_mut(per)
         .zip(gh.par_chunks_mut(per))
@@ -1105,27 +1108,19 @@ fn partition_par(
         }
         total_left += l;
     }
-    // Phase 3: every chunk's right rows to their final, disjoint place after the left rows.
-    let (mut di, mut dg) = (&mut idx[total_left..], &mut gh[total_left..]);
-    let mut tasks = Vec::with_capacity(lefts.len());
-    for (c, &l) in lefts.iter().enumerate() {
-        let from = c * per;
-        let r = (n.min(from + per) - from) - l;
-        let (a, rest) = std::mem::take(&mut di).split_at_mut(r);
-        di = rest;
-        let (b, rest) = std::mem::take(&mut dg).split_at_mut(r);
-        dg = rest;
-        tasks.push((from, a, b));
-    }
+    // Phase 3: every chunk's right rows after the left rows, in chunk order.
     let (si, sg) = (&*si, &*sg);
-    tasks.into_par_iter().for_each(|(o, a, b)| {
-        a.copy_from_slice(&si[o..o + a.len()]);
-        b.copy_from_slice(&sg[o..o + b.len()]);
+    let rights = lefts.iter().enumerate().map(|(c, &l)| {
+        let from = c * per;
+        let r = n.min(from + per) - from - l;
+        (&si[from..from + r], &sg[from..from + r])
     });
+    copy_parts((&mut idx[total_left..], &mut gh[total_left..]), rights);
     total_left
 }
 
-/// [`partition_par`]'s first form (`right` given; `n > 1` chunks of `per` rows).
+/// [`partition_par`]'s first form, with a second scratch `(ri, rg)` (called with `n_threads > 1`
+/// and at least [`PAR_MIN_PARTITION`] rows).
 #[allow(clippy::type_complexity)]
 fn partition_two_scratch(
     col: &[u8],
@@ -1150,29 +1145,35 @@ fn partition_two_scratch(
         .map(|(((((ci, cg), li), lg), ri), rg)| split_to(col, bin, ci, cg, li, lg, ri, rg))
         .collect();
     let total_left: usize = counts.iter().map(|c| c.0).sum();
-    // Phase 2: every chunk copies its two parts to their final, disjoint places.
-    let (mut dli, mut dri) = idx.split_at_mut(total_left);
-    let (mut dlg, mut drg) = gh.split_at_mut(total_left);
-    let mut tasks = Vec::with_capacity(counts.len());
-    for (c, &(l, r)) in counts.iter().enumerate() {
-        let (a, rest) = std::mem::take(&mut dli).split_at_mut(l);
-        dli = rest;
-        let (b, rest) = std::mem::take(&mut dlg).split_at_mut(l);
-        dlg = rest;
-        let (d, rest) = std::mem::take(&mut dri).split_at_mut(r);
-        dri = rest;
-        let (e, rest) = std::mem::take(&mut drg).split_at_mut(r);
-        drg = rest;
-        tasks.push((c * per, a, b, d, e));
-    }
+    // Phase 2: all chunks' left rows, then all their right rows, in chunk order.
     let (si, sg, ri, rg) = (&*si, &*sg, &*ri, &*rg);
-    tasks.into_par_iter().for_each(|(o, a, b, d, e)| {
-        a.copy_from_slice(&si[o..o + a.len()]);
-        b.copy_from_slice(&sg[o..o + b.len()]);
-        d.copy_from_slice(&ri[o..o + d.len()]);
-        e.copy_from_slice(&rg[o..o + e.len()]);
-    });
+    let at = |c: usize, len: usize| c * per..c * per + len;
+    let lefts = (counts.iter().enumerate()).map(|(c, &(l, _))| (&si[at(c, l)], &sg[at(c, l)]));
+    let rights = (counts.iter().enumerate()).map(|(c, &(_, r))| (&ri[at(c, r)], &rg[at(c, r)]));
+    copy_parts((idx, gh), lefts.chain(rights));
     total_left
+}
+
+/// Copies `parts` (rows and their pairs), one after another, into `(di, dg)`, which they fill
+/// exactly; the copies run in parallel on the current rayon pool.
+fn copy_parts<'a>(
+    (mut di, mut dg): (&mut [u32], &mut [GradPair]),
+    parts: impl Iterator<Item = (&'a [u32], &'a [GradPair])>,
+) {
+    let tasks: Vec<_> = parts
+        .map(|(si, sg)| {
+            let (a, rest) = std::mem::take(&mut di).split_at_mut(si.len());
+            di = rest;
+            let (b, rest) = std::mem::take(&mut dg).split_at_mut(sg.len());
+            dg = rest;
+            (a, b, si, sg)
+        })
+        .collect();
+    debug_assert!(di.is_empty() && dg.is_empty());
+    tasks.into_par_iter().for_each(|(a, b, si, sg)| {
+        a.copy_from_slice(si);
+        b.copy_from_slice(sg);
+    });
 }
 
 /// Stable split of one chunk of rows: left rows (`bin(col) <= bin`) to `(li, lg)`, right rows
@@ -1493,24 +1494,6 @@ fn splittable(s: &Sums, depth: usize, p: &GrowParams) -> bool {
         && s.n >= 2 * p.min_samples_leaf
         && s.h >= 2.0 * p.min_child_weight
         && !(p.stop_pure && (s.g <= 0.0 || s.g >= s.h))
-}
-
-/// Stable in-place partition of the rows `idx` (and their pairs `gh`) by `bin(col) <= bin`,
-/// using `si`/`sg` (at least as long) as scratch; returns the number of left rows.
-#[inline]
-fn partition_rows(
-    col: &[u8],
-    bin: u8,
-    idx: &mut [u32],
-    gh: &mut [GradPair],
-    si: &mut [u32],
-    sg: &mut [GradPair],
-) -> usize {
-    let w = split_in_place(col, bin, idx, gh, si, sg);
-    let r = idx.len() - w;
-    idx[w..].copy_from_slice(&si[..r]);
-    gh[w..].copy_from_slice(&sg[..r]);
-    w
 }
 
 /// The serial partition's pass: left rows compacted at the start of `idx` (pairs `gh`), in
@@ -1861,7 +1844,8 @@ mod tests {
             ] {
                 let (mut i1, mut g1) = (rows[..len].to_vec(), pairs[..len].to_vec());
                 let (mut s1, mut t1) = (vec![0; len], vec![GradPair::default(); len]);
-                let want = partition_rows(&col, bin, &mut i1, &mut g1, &mut s1, &mut t1);
+                let want =
+                    partition_par(&col, bin, (&mut i1, &mut g1), (&mut s1, &mut t1), None, 1);
                 for threads in [2, 3, 4, 5, 8] {
                     for two in [false, true] {
                         let (mut i2, mut g2) = (rows[..len].to_vec(), pairs[..len].to_vec());
