@@ -21,12 +21,11 @@
 //!
 //! With `n_threads > 1`, best-first growth on all features (gradient boosting) gives each thread
 //! whole nodes to expand and replays the one-thread order of splits (see the `frontier` module);
-//! its first nodes, and every other growth, run the per-node work of large nodes in parallel:
-//! the learner runs the per-node work of large nodes on the current rayon pool (a
-//! persistent pool built once per fit by `with_pool`, so no thread is spawned per node): the
-//! histogram one task per feature, the partition in row chunks (phase 1: each chunk
-//! split stably into scratch buffers; phase 2: each chunk's parts copied to their final places).
-//! A stable partition is unique, so chunking does not change the result.
+//! its first nodes, its large nodes, and every other growth run the per-node work in parallel
+//! on the current rayon pool (a persistent pool built once per fit by `with_pool`, so no thread
+//! is spawned per node): the histogram one task per feature group, the partition in row chunks
+//! (two forms, see `partition_par`). A stable partition is unique, so chunking does not change
+//! the result.
 //!
 //! The fitted [`Tree`] is a flat array of 16-byte nodes with real thresholds: a walk on a raw
 //! `f64` row needs no binning and no allocation.
@@ -1062,9 +1061,9 @@ fn children_all(
 ///
 /// The first splits of a tree use the first form (boosting on 2 threads, 100k rows: 25 ms a fit
 /// in those splits against 30 ms with the second). A worker's large node in `frontier` uses the
-/// second, which needs no second buffer per worker; there, with the other worker helping, it
-/// measured at least as fast as the first (1M rows, 2 threads: best fits 2.55-2.58 s against
-/// 2.59 s). Walking the last chunk backwards (right rows kept in place at the end, no
+/// second, which needs no second buffer per worker; there, with the other worker helping, its
+/// best fits were 2.55-2.58 s against 2.59 s for the first (1M rows, 2 threads; separate runs,
+/// a difference within this VM's noise). Walking the last chunk backwards (right rows kept in place at the end, no
 /// `memmove`) was faster on shuffled rows in a microbenchmark but not on real trees, whose rows
 /// are often nearly sorted by the next split.
 #[allow(clippy::type_complexity)]

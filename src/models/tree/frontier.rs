@@ -110,7 +110,8 @@ struct Tally<'a> {
     ready: Vec<usize>,
     /// The committed tree: its candidates (entries), its other leaves (entries), its nodes.
     open: Vec<usize>,
-    /// The candidates of `open` in the serial learner's order (the next one on top).
+    /// The candidates of `open` in the serial learner's order (the next one on top). `open`
+    /// keeps its own order (pushes and swap-removes), which the final leaf list follows.
     order: BinaryHeap<OpenKey>,
     leaves: Vec<usize>,
     nodes: Vec<Node>,
