@@ -48,6 +48,20 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
 }
 
+/// Most levels of a tree (`training.max_depth`).
+pub const MAX_DEPTH: usize = 64;
+/// Most walk-forward folds (`training.cv_folds`).
+pub const MAX_CV_FOLDS: usize = 100;
+/// Longest label horizon, in bars (`training.label_horizon`).
+pub const MAX_LABEL_HORIZON: usize = 10_000;
+/// Most leaves of a boosting tree (`training.max_leaves`).
+pub const MAX_LEAVES: usize = 1 << 16;
+/// Most trainer actors, and most threads per trainer (`runtime.trainers`,
+/// `runtime.threads_per_trainer`).
+pub const MAX_THREADS: usize = 256;
+/// Most synthetic bars (`data.synthetic_rows`; 48 bytes each).
+pub const MAX_SYNTHETIC_ROWS: usize = 200_000_000;
+
 /// `[runtime]`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -303,24 +317,37 @@ impl Config {
                 format!("must be in (0, 1), got {}", t.test_size),
             ));
         }
-        if t.n_estimators == 0 {
-            return Err(Error::config("training.n_estimators", "must be at least 1"));
-        }
-        if t.max_depth == 0 {
-            return Err(Error::config("training.max_depth", "must be at least 1"));
-        }
-        if t.cv_folds < 2 {
-            return Err(Error::config(
-                "training.cv_folds",
-                format!("must be at least 2, got {}", t.cv_folds),
-            ));
-        }
-        if t.label_horizon == 0 {
-            return Err(Error::config(
-                "training.label_horizon",
-                "must be at least 1",
-            ));
-        }
+        let within = |key: &str, v: usize, lo: usize, hi: usize| {
+            if v < lo || v > hi {
+                Err(Error::config(
+                    key,
+                    format!("must be in {lo}..={hi}, got {v}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        within(
+            "training.n_estimators",
+            t.n_estimators,
+            1,
+            crate::models::MAX_ESTIMATORS,
+        )?;
+        within("training.max_depth", t.max_depth, 1, MAX_DEPTH)?;
+        within("training.cv_folds", t.cv_folds, 2, MAX_CV_FOLDS)?;
+        within(
+            "training.label_horizon",
+            t.label_horizon,
+            1,
+            MAX_LABEL_HORIZON,
+        )?;
+        within("runtime.trainers", self.runtime.trainers, 0, MAX_THREADS)?;
+        within(
+            "runtime.threads_per_trainer",
+            self.runtime.threads_per_trainer,
+            0,
+            MAX_THREADS,
+        )?;
         if t.min_samples_leaf == 0 {
             return Err(Error::config(
                 "training.min_samples_leaf",
@@ -339,9 +366,7 @@ impl Config {
                 format!("must be in (0, 1], got {}", t.learning_rate),
             ));
         }
-        if t.max_leaves < 2 {
-            return Err(Error::config("training.max_leaves", "must be at least 2"));
-        }
+        within("training.max_leaves", t.max_leaves, 2, MAX_LEAVES)?;
         if !(t.min_child_weight >= 0.0 && t.min_child_weight.is_finite()) {
             return Err(Error::config("training.min_child_weight", "must be >= 0"));
         }
@@ -395,8 +420,13 @@ impl Config {
         if self.data.source == DataSource::Csv && self.data.path.as_os_str().is_empty() {
             return Err(Error::config("data.path", "is empty"));
         }
-        if self.data.source == DataSource::Synthetic && self.data.synthetic_rows < 100 {
-            return Err(Error::config("data.synthetic_rows", "must be at least 100"));
+        if self.data.source == DataSource::Synthetic {
+            within(
+                "data.synthetic_rows",
+                self.data.synthetic_rows,
+                100,
+                MAX_SYNTHETIC_ROWS,
+            )?;
         }
         if self.store.path.as_os_str().is_empty() {
             return Err(Error::config("store.path", "is empty"));
@@ -598,6 +628,24 @@ mod tests {
             ),
             ("[store]\nkeep_versions = 0", "store.keep_versions"),
             ("[runtime]\nlog_level = \"loud\"", "runtime.log_level"),
+            // Upper bounds: a typo must not exhaust memory or threads.
+            ("[training]\nn_estimators = 100001", "training.n_estimators"),
+            ("[training]\nmax_depth = 65", "training.max_depth"),
+            ("[training]\ncv_folds = 101", "training.cv_folds"),
+            (
+                "[training]\nlabel_horizon = 10001",
+                "training.label_horizon",
+            ),
+            ("[training]\nmax_leaves = 65537", "training.max_leaves"),
+            ("[runtime]\ntrainers = 100000", "runtime.trainers"),
+            (
+                "[runtime]\nthreads_per_trainer = 257",
+                "runtime.threads_per_trainer",
+            ),
+            (
+                "[data]\nsource = \"synthetic\"\nsynthetic_rows = 1000000000",
+                "data.synthetic_rows",
+            ),
         ] {
             let (key, msg) = err_of(toml);
             assert_eq!(key, want, "{toml}: {msg}");
@@ -612,6 +660,7 @@ mod tests {
             "{key}: {msg}"
         );
         assert!(msg.contains("2h"), "{msg}");
+        assert!(msg.contains("expected 1m, 5m, 15m or 1h"), "{msg}");
     }
 
     #[test]

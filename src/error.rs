@@ -69,10 +69,23 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Shorthand for an [`Error::Io`] on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
+        let path = path.into();
+        // `create_dir_all` under a regular file says "File exists": name the file instead.
+        let kind = source.kind();
+        let maybe = matches!(
+            kind,
+            std::io::ErrorKind::AlreadyExists
+                | std::io::ErrorKind::NotADirectory
+                | std::io::ErrorKind::NotFound
+        );
+        if let Some(file) = file_in_the_way(&path).filter(|_| maybe) {
+            let source = std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                format!("{} is a file, not a directory", file.display()),
+            );
+            return Error::Io { path, source };
         }
+        Error::Io { path, source }
     }
 
     /// Shorthand for an [`Error::Config`] naming `key`.
@@ -81,5 +94,17 @@ impl Error {
             key: key.into(),
             message: message.into(),
         }
+    }
+}
+
+/// The nearest existing ancestor of `path` (itself included) when it is not a directory, if any
+/// deeper component is still to be created under it.
+pub fn file_in_the_way(path: &std::path::Path) -> Option<PathBuf> {
+    let mut p = path;
+    loop {
+        if let Ok(meta) = std::fs::metadata(p) {
+            return (!meta.is_dir() && p != path).then(|| p.to_path_buf());
+        }
+        p = p.parent()?;
     }
 }

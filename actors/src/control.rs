@@ -3,10 +3,13 @@
 //! The socket is created with mode 0600 (owner only; the umask is narrowed around `bind`, so there
 //! is no window with wider permissions). A stale socket file left by a crashed daemon is replaced;
 //! a live one (another daemon answers) is refused. Every connection runs in its own task with a
-//! frame read timeout, so a slow or stuck client never blocks another; at most
-//! [`MAX_CONNECTIONS`] are served at once. Malformed, truncated, oversized or wrong-version
-//! frames get an error reply (when a reply can be framed) and the connection is closed; the daemon
-//! carries on.
+//! frame read timeout, so a slow or stuck client never blocks another. An idle connection holds
+//! no serving slot: a slot is taken when a request's first byte arrives and freed once its
+//! response is written, so at most [`MAX_CONNECTIONS`] requests are read and answered at once
+//! and a started frame must be complete within 10 s. At most [`MAX_OPEN`] connections are
+//! open at once; one more is answered with a `busy` error and closed at once, so a client never
+//! hangs on a full daemon. Malformed, truncated, oversized or wrong-version frames get an error
+//! reply (when a reply can be framed) and the connection is closed; the daemon carries on.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,8 +27,12 @@ use crate::protocol::{
 use crate::types::JobId;
 use crate::Error;
 
-/// Connections served at once; more wait for a free slot.
+/// Requests read and answered at once; more wait for a free slot.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections open at once (idle ones included); one more is refused with an error frame.
+pub const MAX_OPEN: usize = 1024;
+/// Most job ids or model names one request may list.
+pub const MAX_LISTED: usize = 1024;
 /// Time a client has to send the rest of a frame once it started one.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// An idle connection is closed after this long.
@@ -37,7 +44,15 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if let Some(parent) = path.parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                match trainer::error::file_in_the_way(parent) {
+                    Some(file) => std::io::Error::new(
+                        std::io::ErrorKind::NotADirectory,
+                        format!("{} is a file, not a directory", file.display()),
+                    ),
+                    None => e,
+                }
+            })?;
         }
     }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -82,17 +97,29 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let open = Arc::new(Semaphore::new(MAX_OPEN));
     tracing::info!(socket = %path.display(), "control socket listening");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((mut stream, _)) => {
                     let handle = handle.clone();
                     let shutdown = shutdown.clone();
                     let slots = slots.clone();
+                    let Ok(held) = open.clone().try_acquire_owned() else {
+                        tracing::warn!(open = MAX_OPEN, "control: too many connections; refusing one");
+                        tokio::spawn(async move {
+                            let busy = Response::err(
+                                ErrorCode::Busy,
+                                format!("too many open connections ({MAX_OPEN}); try again"),
+                            );
+                            let _ = send(&mut stream, &busy).await;
+                        });
+                        continue;
+                    };
                     tokio::spawn(async move {
-                        let Ok(_permit) = slots.acquire_owned().await else { return };
-                        connection(stream, handle, shutdown).await;
+                        connection(stream, handle, shutdown, slots).await;
+                        drop(held);
                     });
                 }
                 Err(e) => {
@@ -122,12 +149,35 @@ async fn send(stream: &mut UnixStream, response: &Response) -> bool {
     )
 }
 
-async fn connection(mut stream: UnixStream, handle: TrainerHandle, shutdown: mpsc::Sender<()>) {
+async fn connection(
+    mut stream: UnixStream,
+    handle: TrainerHandle,
+    shutdown: mpsc::Sender<()>,
+    slots: Arc<Semaphore>,
+) {
     loop {
         let mut len = [0u8; 4];
-        match tokio::time::timeout(IDLE_TIMEOUT, stream.read_exact(&mut len)).await {
+        // Waiting for a request holds no slot; its first byte takes one, and the rest of the
+        // frame must follow within FRAME_TIMEOUT.
+        match tokio::time::timeout(IDLE_TIMEOUT, stream.read_exact(&mut len[..1])).await {
             Ok(Ok(_)) => {}
-            _ => return, // closed, truncated length, or idle
+            _ => return, // closed or idle
+        }
+        let Ok(_slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        match tokio::time::timeout(FRAME_TIMEOUT, stream.read_exact(&mut len[1..])).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return, // closed inside the length
+            Err(_) => {
+                tracing::warn!("control: length not completed in time; closing");
+                let _ = send(
+                    &mut stream,
+                    &Response::err(ErrorCode::Malformed, "frame not completed in time"),
+                )
+                .await;
+                return;
+            }
         }
         let len = u32::from_be_bytes(len) as usize;
         if len > MAX_FRAME {
@@ -202,13 +252,25 @@ fn failure(e: Error) -> Response {
     Response::err(code, e.to_string())
 }
 
-/// Queues `models` (every enabled model when empty).
+/// Refuses a request listing more than [`MAX_LISTED`] items.
+fn check_listed(what: &str, n: usize) -> Result<(), Error> {
+    if n > MAX_LISTED {
+        return Err(Error::Core(trainer::Error::Model(format!(
+            "{n} {what} in one request; at most {MAX_LISTED}"
+        ))));
+    }
+    Ok(())
+}
+
+/// Queues `models` (every enabled model when empty; a name listed twice is queued once).
 async fn train(handle: &TrainerHandle, models: Vec<String>) -> Result<ResponseBody, Error> {
+    check_listed("model names", models.len())?;
     let jobs = if models.is_empty() {
         handle.train_all().await?
     } else {
+        let mut seen = std::collections::HashSet::new();
         let mut jobs = Vec::with_capacity(models.len());
-        for m in &models {
+        for m in models.iter().filter(|m| seen.insert(m.as_str())) {
             jobs.push(handle.train(m).await?);
         }
         jobs
@@ -218,6 +280,7 @@ async fn train(handle: &TrainerHandle, models: Vec<String>) -> Result<ResponseBo
 
 /// Outcomes of the known jobs among `ids`, in request order.
 async fn jobs(handle: &TrainerHandle, ids: Vec<JobId>) -> Result<ResponseBody, Error> {
+    check_listed("job ids", ids.len())?;
     let mut jobs = Vec::with_capacity(ids.len());
     for id in ids {
         jobs.extend(handle.job(id).await?);

@@ -97,6 +97,14 @@ pub async fn service(cfg: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Refuse a socket another daemon serves before touching the store (nothing is created).
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        eprintln!(
+            "trainerd: control.socket ({}): in use by another running trainerd",
+            socket.display()
+        );
+        return ExitCode::from(1);
+    }
     let handle = match TrainerHandle::spawn_with(cfg, true).await {
         Ok(h) => h,
         Err(e) => {
@@ -107,7 +115,7 @@ pub async fn service(cfg: Config) -> ExitCode {
     let listener = match crate::control::bind(&socket) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("trainerd: control socket {}: {e}", socket.display());
+            eprintln!("trainerd: control.socket ({}): {e}", socket.display());
             let _ = handle.shutdown(grace).await;
             return ExitCode::from(1);
         }

@@ -81,9 +81,13 @@ impl TrainerHandle {
     pub async fn spawn_with(cfg: Config, service: bool) -> Result<TrainerHandle, Error> {
         cfg.validate()?;
         let path = cfg.store.path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&path))
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))??;
+        let store = tokio::task::spawn_blocking(move || {
+            Store::open(&path).map_err(|e| {
+                trainer::Error::config("store.path", format!("{}: {e}", path.display()))
+            })
+        })
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))??;
         let cfg = Arc::new(cfg);
         let cache = Arc::new(ModelCache::new());
         let (events, _) = broadcast::channel(4096);

@@ -158,6 +158,8 @@ pub enum ErrorCode {
     Failed,
     /// The daemon is shutting down.
     ShuttingDown,
+    /// Too many connections are open; try again later.
+    Busy,
 }
 
 /// An error answer.
@@ -204,7 +206,17 @@ pub fn encode_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
 
 /// Decodes a frame body.
 pub fn decode_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
-    ciborium::from_reader(body).map_err(|e| e.to_string())
+    use ciborium::de::Error as E;
+    if body.is_empty() {
+        return Err("empty body".into());
+    }
+    ciborium::from_reader(body).map_err(|e| match e {
+        E::Io(e) => format!("body ends inside a CBOR item ({e})"),
+        E::Syntax(at) => format!("invalid CBOR at byte {at}"),
+        E::Semantic(Some(at), msg) => format!("{msg} (at byte {at})"),
+        E::Semantic(None, msg) => msg,
+        E::RecursionLimitExceeded => "CBOR nested too deeply".into(),
+    })
 }
 
 /// Blocking client call on a connected stream: sends `request`, reads one response.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::ColsMut;
 /// A bar timeframe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub enum Timeframe {
     /// 1 minute.
     #[serde(rename = "1m")]
@@ -51,6 +52,15 @@ impl Timeframe {
         Timeframe::ALL.into_iter().find(|t| t.as_str() == s)
     }
 }
+impl TryFrom<String> for Timeframe {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Timeframe::parse(&s)
+            .ok_or_else(|| format!("unknown timeframe {s:?} (expected 1m, 5m, 15m or 1h)"))
+    }
+}
+
 impl std::fmt::Display for Timeframe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -116,9 +116,17 @@ impl ModelBundle {
         }
         let b: ModelBundle = ciborium::from_reader(bytes)
             .map_err(|e| Error::Decode(format!("model bundle: {e}")))?;
-        if let FittedModel::Linfa(m) = &b.model {
-            m.validate()?;
+        match &b.model {
+            FittedModel::Linfa(m) => m.validate()?,
+            FittedModel::Boosting(m) if !m.init_score().is_finite() => {
+                return Err(Error::Decode(format!(
+                    "model bundle: initial score {} is not finite",
+                    m.init_score()
+                )))
+            }
+            _ => {}
         }
+        b.scaler.validate()?;
         if b.feature_names.len() != b.model.n_features()
             || b.scaler.n_features() != b.model.n_features()
             || b.feature_names.len() > MAX_FEATURES
@@ -150,6 +158,12 @@ impl ModelBundle {
         let mut buf = [0.0f64; MAX_FEATURES];
         let scaled = &mut buf[..n];
         self.scaler.transform_row(row, scaled)?;
-        Ok(self.model.predict_proba_row(scaled))
+        let p = self.model.predict_proba_row(scaled);
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::Model(format!(
+                "the model gave {p}, not a probability"
+            )));
+        }
+        Ok(p)
     }
 }

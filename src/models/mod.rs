@@ -11,6 +11,10 @@ pub mod metrics;
 pub mod scaler;
 pub mod tree;
 
+/// Most trees (forest) or rounds (boosting) a model may have: far above any useful setting, and
+/// low enough that a typo (or `u64::MAX`) is refused instead of exhausting memory.
+pub const MAX_ESTIMATORS: usize = 100_000;
+
 /// A fitted binary classifier that scores one feature row at a time.
 ///
 /// Implemented by every model the service trains; the probability is that of the positive class

@@ -71,6 +71,29 @@ impl StandardScaler {
         Ok(StandardScaler { mean, scale })
     }
 
+    /// Checks a decoded scaler: as many scales as means, every mean finite, every scale finite
+    /// and positive (a fitted scaler always is).
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming the first bad column.
+    pub fn validate(&self) -> Result<()> {
+        if self.scale.len() != self.mean.len() {
+            return Err(Error::Decode(format!(
+                "scaler: {} means but {} scales",
+                self.mean.len(),
+                self.scale.len()
+            )));
+        }
+        for (c, (m, s)) in self.mean.iter().zip(&self.scale).enumerate() {
+            if !m.is_finite() || !s.is_finite() || *s <= 0.0 {
+                return Err(Error::Decode(format!(
+                    "scaler: column {c} has mean {m} and scale {s}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Number of columns the scaler was fitted on.
     pub fn n_features(&self) -> usize {
         self.mean.len()

@@ -77,6 +77,10 @@ impl TryFrom<TreeRepr> for Tree {
             if l != 0 && (l <= i || l + 1 >= r.nodes.len()) {
                 return Err(format!("tree node {i}: bad child index {l}"));
             }
+            // A leaf's output must be a number; a split's threshold must compare.
+            if (l == 0 && !n.value.is_finite()) || n.value.is_nan() {
+                return Err(format!("tree node {i}: value {} is not usable", n.value));
+            }
         }
         Ok(Tree { nodes: r.nodes })
     }

@@ -329,10 +329,19 @@ impl Store {
     }
 
     /// Makes `version` the active one of `model_id`, recording why in the history.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when there is no such version, [`Error::Decode`] when its record or its
+    /// model bundle cannot be decoded (the store is then left unchanged: a version that cannot
+    /// be served is never made active).
     pub fn activate(&self, model_id: &str, version: u64, reason: &str, at: i64) -> Result<()> {
-        // Refuse to point at a record that is missing or cannot be decoded.
+        // Refuse to point at a record that is missing or cannot be decoded and served.
         match self.get(model_id, version)? {
-            Some(_) => {}
+            Some(rec) => {
+                crate::models::bundle::ModelBundle::decode(&rec.bundle).map_err(|e| {
+                    Error::Decode(format!("{model_id}@{version} cannot be served: {e}"))
+                })?;
+            }
             None => return Err(Error::Store(format!("{model_id} has no version {version}"))),
         }
         (&self.active, &self.history)
@@ -360,23 +369,38 @@ impl Store {
     }
 
     /// Re-activates the version that was active before the current one (walking back the history
-    /// past versions that no longer exist). Returns the version now active.
+    /// past versions that no longer exist or cannot be served). Returns the version now active.
     pub fn rollback(&self, model_id: &str, at: i64) -> Result<u64> {
         let current = self
             .active_version(model_id)?
             .ok_or_else(|| Error::Store(format!("{model_id} has no active version")))?;
         let history = self.history(model_id)?;
         let present = self.version_numbers(model_id)?;
-        let target = history
+        let mut tried = std::collections::BTreeSet::new();
+        let candidates = history
             .iter()
             .rev()
             .map(|a| a.version)
-            .find(|v| *v != current && present.contains(v))
-            .ok_or_else(|| {
-                Error::Store(format!("{model_id}: no earlier version to roll back to"))
-            })?;
-        self.activate(model_id, target, &format!("rollback from {current}"), at)?;
-        Ok(target)
+            .filter(|v| *v != current && present.contains(v));
+        let mut unservable = Vec::new();
+        for target in candidates {
+            if !tried.insert(target) {
+                continue;
+            }
+            match self.activate(model_id, target, &format!("rollback from {current}"), at) {
+                Ok(()) => return Ok(target),
+                Err(Error::Decode(e)) => {
+                    tracing::warn!(model = model_id, version = target, error = %e, "rollback skips a version that cannot be served");
+                    unservable.push(target);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Store(if unservable.is_empty() {
+            format!("{model_id}: no earlier version to roll back to")
+        } else {
+            format!("{model_id}: no earlier version to roll back to (versions {unservable:?} cannot be served)")
+        }))
     }
 
     /// The activation history of `model_id`, oldest first.

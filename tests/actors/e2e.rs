@@ -407,6 +407,19 @@ fn service_answers_while_training_trains_predicts_and_shuts_down_on_request() {
     }
     status_answers(&env, "an oversized length prefix");
 
+    // Idle connections, more than the serving slots, hold none: others are still answered.
+    let idle: Vec<_> = (0..80)
+        .map(|_| std::os::unix::net::UnixStream::connect(&env.socket).expect("connect"))
+        .collect();
+    let start = Instant::now();
+    status_answers(&env, "80 idle connections");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "status behind idle connections took {:?}",
+        start.elapsed()
+    );
+    drop(idle);
+
     // The training jobs all end stored.
     let mut train = train;
     let status = eventually("train --wait to finish", || {
@@ -504,6 +517,20 @@ fn service_answers_while_training_trains_predicts_and_shuts_down_on_request() {
         .and_then(|a| a.last())
         .and_then(|a| a["version"].as_u64());
     assert_eq!(p["version"].as_u64(), now_active, "{p}");
+    assert_eq!(p["bar_complete"], true, "{p}");
+
+    // Too short a history for the longest feature window is refused, not answered from zeros.
+    let short = env.dir.path().join("short.csv");
+    write_bars(&short, 300);
+    let refused = env.ctl(&[
+        "predict",
+        "analyst_1h",
+        "--input",
+        short.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(refused.status.code(), Some(1), "short history refused");
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(text.contains("needs at least 20"), "{text}");
 
     // Shutdown on request: answered, then the daemon exits 0 and removes its socket.
     let answer = env.ctl_json(&["shutdown"]);

@@ -169,6 +169,94 @@ fn activation_history_and_rollback_are_auditable_and_keep_the_active_version() {
     assert_eq!(store.rollback("analyst_15m", 104).unwrap(), 3);
 }
 
+/// Replaces every float under the CBOR map key `under` (at any depth) with `with`.
+fn poison(v: &mut ciborium::Value, under: &str, with: f64, inside: bool) {
+    match v {
+        ciborium::Value::Float(f) if inside => *f = with,
+        ciborium::Value::Array(a) => a.iter_mut().for_each(|x| poison(x, under, with, inside)),
+        ciborium::Value::Map(m) => {
+            for (k, x) in m.iter_mut() {
+                let here = inside || k.as_text() == Some(under);
+                poison(x, under, with, here);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `bundle` with every float under `under` replaced by `with`.
+fn poisoned_bundle(bundle: &[u8], under: &str, with: f64) -> Vec<u8> {
+    let mut v: ciborium::Value = ciborium::from_reader(bundle).unwrap();
+    poison(&mut v, under, with, false);
+    let mut out = Vec::new();
+    ciborium::into_writer(&v, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn a_version_that_cannot_be_served_is_never_made_active() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let good = record("analyst_1h", "good", 5);
+    store.put_version(&good, 10).unwrap();
+    // Bundles that decode as CBOR but must not be served: not a bundle at all, NaN leaf values,
+    // a zero scale. Stored as versions 2..=4 (put_version makes each active: activate v1 again).
+    let bad_bundles = [
+        b"\xa1\x61x\x01".to_vec(),
+        poisoned_bundle(&good.bundle, "model", f64::NAN),
+        poisoned_bundle(&good.bundle, "scale", 0.0),
+    ];
+    for (i, bundle) in bad_bundles.iter().enumerate() {
+        assert!(
+            ModelBundle::decode(bundle).is_err(),
+            "bad bundle {i} decodes"
+        );
+        let rec = ModelRecord {
+            job_key: format!("bad{i}"),
+            bundle: bundle.clone(),
+            ..good.clone()
+        };
+        store.put_version(&rec, 10).unwrap();
+    }
+    store.activate("analyst_1h", 1, "back to good", 10).unwrap();
+    let history_len = store.history("analyst_1h").unwrap().len();
+    for v in 2..=4 {
+        let err = store
+            .activate("analyst_1h", v, "operator", 11)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("analyst_1h@{v} cannot be served")),
+            "{err}"
+        );
+        assert_eq!(
+            store.active_version("analyst_1h").unwrap(),
+            Some(1),
+            "unchanged"
+        );
+        assert_eq!(
+            store.history("analyst_1h").unwrap().len(),
+            history_len,
+            "unchanged"
+        );
+    }
+    // Rollback walks past versions that cannot be served; with only those left, it refuses.
+    let err = store.rollback("analyst_1h", 12).unwrap_err().to_string();
+    assert!(err.contains("cannot be served"), "{err}");
+    assert_eq!(store.active_version("analyst_1h").unwrap(), Some(1));
+    store
+        .put_version(
+            &ModelRecord {
+                job_key: "good2".into(),
+                ..good.clone()
+            },
+            10,
+        )
+        .unwrap();
+    assert_eq!(store.active_version("analyst_1h").unwrap(), Some(5));
+    assert_eq!(store.rollback("analyst_1h", 13).unwrap(), 1);
+}
+
 #[test]
 fn an_undecodable_record_is_reported_and_skipped() {
     let dir = tempfile::tempdir().unwrap();

@@ -50,6 +50,9 @@ pub struct DataLoaderState {
     supervisor: ActorRef<SupervisorMsg>,
     current: Option<Arc<Snapshot>>,
     signature: Option<FileSignature>,
+    /// The file's signature when its last load failed, and why: an unchanged bad file is not
+    /// parsed again nor reported as changed (no retraining loop on a file that stays bad).
+    failed: Option<(FileSignature, String)>,
 }
 
 /// The data loader actor.
@@ -136,6 +139,7 @@ impl Actor for DataLoaderActor {
             supervisor: args.supervisor,
             current: None,
             signature: None,
+            failed: None,
         })
     }
 
@@ -171,6 +175,13 @@ async fn load(state: &mut DataLoaderState) {
             return;
         }
     }
+    if let (Some((bad, why)), Some(sig)) = (&state.failed, sig) {
+        if *bad == sig {
+            let msg = format!("{why} (file unchanged since)");
+            let _ = state.supervisor.cast(SupervisorMsg::DataLoaded(Err(msg)));
+            return;
+        }
+    }
     let cfg = state.cfg.clone();
     let result = tokio::task::spawn_blocking(move || load_snapshot(&cfg)).await;
     let result = match result {
@@ -184,17 +195,23 @@ async fn load(state: &mut DataLoaderState) {
             );
             state.current = Some(snapshot.clone());
             state.signature = sig;
+            state.failed = None;
             Ok(snapshot)
         }
         Ok(Err(e)) => Err(e.to_string()),
         Err(join) => Err(format!("data loading panicked: {join}")),
     };
+    if let (Err(why), Some(sig)) = (&result, sig) {
+        state.failed = Some((sig, why.clone()));
+    }
     let _ = state.supervisor.cast(SupervisorMsg::DataLoaded(result));
 }
 
 fn check_changed(state: &mut DataLoaderState) {
     let sig = signature(&state.cfg);
-    if state.current.is_some() && sig.is_some() && sig != state.signature {
+    let known_bad = matches!((&state.failed, sig), (Some((bad, _)), Some(s)) if *bad == s);
+    let seen = state.current.is_some() || state.failed.is_some();
+    if seen && sig.is_some() && sig != state.signature && !known_bad {
         tracing::info!(path = %state.cfg.path.display(), "data source changed");
         let _ = state.supervisor.cast(SupervisorMsg::DataChanged);
     }

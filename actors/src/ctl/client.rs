@@ -170,7 +170,8 @@ impl Client {
                 ErrorCode::NotFound
                 | ErrorCode::Invalid
                 | ErrorCode::Failed
-                | ErrorCode::ShuttingDown => EXIT_FAILED,
+                | ErrorCode::ShuttingDown
+                | ErrorCode::Busy => EXIT_FAILED,
                 ErrorCode::Malformed | ErrorCode::TooLarge | ErrorCode::Version => EXIT_USAGE,
             };
             Failure {
@@ -190,6 +191,7 @@ fn error_code_name(code: ErrorCode) -> &'static str {
         ErrorCode::Invalid => "invalid",
         ErrorCode::Failed => "failed",
         ErrorCode::ShuttingDown => "shutting down",
+        ErrorCode::Busy => "busy",
     }
 }
 
@@ -928,8 +930,22 @@ fn format_history(model: &str, activations: &[Activation]) -> String {
 // ---------------------------------------------------------------------------------------------
 // predict
 
-/// The features of the last bar of `input`, resampled to `model`'s timeframe, and that bar's time.
-fn last_features(cli: &Cli, model: &str, input: &Path) -> Result<(Vec<f64>, i64, usize), Failure> {
+/// The bar a prediction is for.
+struct LastBar {
+    /// Its 12 features.
+    row: Vec<f64>,
+    /// Its start, Unix seconds.
+    ts: i64,
+    /// Bars of the model's timeframe in the input.
+    bars: usize,
+    /// The input ends before the bar's last minute (the bar is still forming).
+    partial: bool,
+}
+
+/// The features of the last bar of `input`, resampled to `model`'s timeframe. Refuses fewer bars
+/// than the longest feature window (features of a shorter history are the prototype's zeros,
+/// not measurements).
+fn last_features(cli: &Cli, model: &str, input: &Path) -> Result<LastBar, Failure> {
     let spec = check_model(model)?;
     let cfg = Config::load(cli.config.as_deref()).map_err(Failure::usage)?;
     let (bars, _) = data::load_csv(
@@ -939,8 +955,19 @@ fn last_features(cli: &Cli, model: &str, input: &Path) -> Result<(Vec<f64>, i64,
         },
     )
     .map_err(Failure::failed)?;
+    let last_minute = bars.ts.last().copied();
     let bars = data::resample(&bars, spec.timeframe);
     let n = bars.ts.len();
+    if n < features::WARMUP_BARS {
+        return Err(Failure::failed(anyhow!(
+            "{}: {n} {} bar(s) after resampling; a prediction needs at least {} (the longest \
+             feature window), i.e. {} minutes of 1m bars",
+            input.display(),
+            spec.timeframe,
+            features::WARMUP_BARS,
+            features::WARMUP_BARS as i64 * spec.timeframe.seconds() / 60
+        )));
+    }
     let x = features::compute(&bars);
     if n == 0 || x.nrows() == 0 || x.ncols() != N_FEATURES {
         return Err(Failure::failed(anyhow!(
@@ -959,12 +986,31 @@ fn last_features(cli: &Cli, model: &str, input: &Path) -> Result<(Vec<f64>, i64,
             n
         )));
     }
-    Ok((row, bars.ts[n - 1], n))
+    let ts = bars.ts[n - 1];
+    let partial = last_minute.is_some_and(|m| m + 60 < ts + spec.timeframe.seconds());
+    Ok(LastBar {
+        row,
+        ts,
+        bars: n,
+        partial,
+    })
 }
 
 /// `trainerctl predict`.
 pub fn predict(cli: &Cli, args: &PredictArgs) -> Result<(), Failure> {
-    let (row, ts, bars) = last_features(cli, &args.model, &args.input)?;
+    let LastBar {
+        row,
+        ts,
+        bars,
+        partial,
+    } = last_features(cli, &args.model, &args.input)?;
+    if partial {
+        eprintln!(
+            "trainerctl: warning: the last bar ({}) is still forming: the input ends before its \
+             last minute, and the model was trained on complete bars",
+            format_ts(ts)
+        );
+    }
     let mut client = Client::from_cli(cli)?;
     let (model, version, probability) = match client.call(RequestBody::Predict {
         model: args.model.clone(),
@@ -983,6 +1029,7 @@ pub fn predict(cli: &Cli, args: &PredictArgs) -> Result<(), Failure> {
             "version": version,
             "probability": probability,
             "bar": format_ts(ts),
+            "bar_complete": !partial,
             "bars": bars,
             "features": row,
         }));

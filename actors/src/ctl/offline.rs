@@ -59,6 +59,22 @@ fn parse_timeframe(s: &str) -> Result<Timeframe, String> {
         .ok_or_else(|| format!("unknown timeframe {s:?} (expected 1m, 5m, 15m or 1h)"))
 }
 
+/// Refuses an output path whose directory does not exist, before any work is done.
+fn check_output(flag: &str, path: &std::path::Path) -> Result<(), Failure> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "{flag} {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 fn load_config(cli: &Cli) -> Result<Config, Failure> {
     Config::load(cli.config.as_deref()).map_err(Failure::usage)
 }
@@ -67,6 +83,9 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
 pub fn features(cli: &Cli, args: &FeaturesArgs) -> Result<(), Failure> {
     let cfg = load_config(cli)?;
     crate::logging::init(&cfg.runtime.log_level, cfg.runtime.log_format);
+    if args.out.as_os_str() != "-" {
+        check_output("--out", &args.out)?;
+    }
     let on_bad_row = if args.skip_bad_rows {
         OnBadRow::Skip
     } else {
@@ -189,6 +208,17 @@ struct FitReport {
 pub fn fit(cli: &Cli, args: &FitArgs) -> Result<(), Failure> {
     let cfg = apply_overrides(load_config(cli)?, &args.set)?;
     crate::logging::init(&cfg.runtime.log_level, cfg.runtime.log_format);
+    if let Some(path) = &args.save {
+        check_output("--save", path)?;
+    }
+    if let Some(t) = args.threads {
+        if t == 0 || t > trainer::config::MAX_THREADS {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--threads {t}: must be in 1..={}",
+                trainer::config::MAX_THREADS
+            )));
+        }
+    }
     let family = match args.model.as_str() {
         "random-forest" => Family::Analyst,
         _ => Family::Tactician,
