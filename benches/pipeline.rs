@@ -129,8 +129,12 @@ fn timed<R>(
     features: impl FnOnce(&Bars, &[Bars]) -> R,
 ) -> (Timing, Bars, Vec<Bars>, R) {
     let t0 = Instant::now();
-    let (bars, _report) = data::load_csv(path, &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()));
+    let opts = LoadOptions {
+        map: true,
+        ..LoadOptions::default()
+    };
+    let (bars, _report) =
+        data::load_csv(path, &opts).unwrap_or_else(|e| panic!("loading {}: {e}", path.display()));
     let t1 = Instant::now();
     let coarse = [Timeframe::M5, Timeframe::M15, Timeframe::H1];
     let resampled = data::resample_many(&bars, &coarse);

@@ -71,6 +71,7 @@ pub struct RuntimeConfig {
     /// Threads each trainer's fit may use; 0 means cores / trainers (at least 1).
     pub threads_per_trainer: usize,
     /// A `tracing` level or EnvFilter directive.
+    #[serde(deserialize_with = "text::string")]
     pub log_level: String,
     /// Log output format.
     pub log_format: LogFormat,
@@ -101,6 +102,7 @@ pub enum DataSource {
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// Path of the 1m bars file.
+    #[serde(deserialize_with = "text::path")]
     pub path: PathBuf,
     /// `csv` or `synthetic`.
     pub source: DataSource,
@@ -117,6 +119,7 @@ pub struct DataConfig {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// Directory of the sled database.
+    #[serde(deserialize_with = "text::path")]
     pub path: PathBuf,
     /// Versions kept per model; the active one is never deleted.
     pub keep_versions: usize,
@@ -127,7 +130,40 @@ pub struct StoreConfig {
 #[serde(deny_unknown_fields)]
 pub struct ControlConfig {
     /// Path of the Unix domain control socket.
+    #[serde(deserialize_with = "text::path")]
     pub socket: PathBuf,
+}
+
+/// Text settings read as text even when an environment value looks like a number or a boolean
+/// (`TRAINER__DATA__PATH=2024`: the environment layer parses values to find numbers).
+mod text {
+    use std::path::PathBuf;
+
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Int(i64),
+        Unsigned(u64),
+        Float(f64),
+        Bool(bool),
+    }
+
+    pub(super) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(match Raw::deserialize(d)? {
+            Raw::Text(s) => s,
+            Raw::Int(v) => v.to_string(),
+            Raw::Unsigned(v) => v.to_string(),
+            Raw::Float(v) => v.to_string(),
+            Raw::Bool(v) => v.to_string(),
+        })
+    }
+
+    pub(super) fn path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+        string(d).map(PathBuf::from)
+    }
 }
 
 /// `[model_trainer]`
@@ -280,6 +316,14 @@ impl Config {
             environment = environment.source(Some(map.into_iter().collect()));
         }
         let merged = builder.add_source(environment).build().map_err(|e| {
+            let origin = file
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "config".into());
+            Error::config(origin, e.to_string())
+        })?;
+        // Through JSON, which keeps every value's own type: the `config` crate converts lossily
+        // (10.5 for a count became 10 or 11, the text "0.5" a number), serde_json refuses.
+        let merged: serde_json::Value = merged.try_deserialize().map_err(|e| {
             let origin = file
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "config".into());
@@ -602,6 +646,34 @@ mod tests {
     fn wrong_type_is_named() {
         let (key, msg) = err_of("[training]\nn_estimators = \"many\"\n");
         assert_eq!(key, "training.n_estimators", "{msg}");
+        // No lossy conversions: a fraction for a count, text for a number.
+        let (key, msg) = err_of("[training]\nn_estimators = 10.5\n");
+        assert_eq!(key, "training.n_estimators", "{msg}");
+        let (key, msg) = err_of("[training]\ntest_size = \"0.5\"\n");
+        assert_eq!(key, "training.test_size", "{msg}");
+        let r = Config::load_with_env(None, env(&[("TRAINER__TRAINING__N_ESTIMATORS", "10.5")]));
+        match r {
+            Err(Error::Config { key, .. }) => assert_eq!(key, "training.n_estimators"),
+            other => panic!("{other:?}"),
+        }
+        // Numbers from the environment still fill numeric keys, and text keys keep numeric text.
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("TRAINER__TRAINING__N_ESTIMATORS", "12"),
+                ("TRAINER__TRAINING__TEST_SIZE", "0.25"),
+                ("TRAINER__DATA__PATH", "2024"),
+                ("TRAINER__MODEL_TRAINER__ANALYST_TIMEFRAMES", "1h, 5m"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.training.n_estimators, 12);
+        assert_eq!(c.training.test_size, 0.25);
+        assert_eq!(c.data.path, PathBuf::from("2024"));
+        assert_eq!(
+            c.model_trainer.analyst_timeframes,
+            vec![Timeframe::H1, Timeframe::M5]
+        );
         let (key, _) = err_of("[data]\non_bad_row = \"ignore\"\n");
         assert_eq!(key, "data.on_bad_row");
         let (key, _) = err_of("[supervision]\nrestart_window = \"soon\"\n");

@@ -47,13 +47,14 @@ pub enum Error {
     #[error("decode: {0}")]
     Decode(String),
     /// I/O on a path.
-    #[error("{}: {source}", path.display())]
+    // The cause is part of the message and deliberately not a `source()`: chained printers
+    // (anyhow's `{:#}`) would show it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         /// The path being read or written.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Error from the sled database.
     #[error("store: {0}")]
@@ -83,9 +84,15 @@ impl Error {
                 std::io::ErrorKind::NotADirectory,
                 format!("{} is a file, not a directory", file.display()),
             );
-            return Error::Io { path, source };
+            return Error::Io {
+                path,
+                error: source,
+            };
         }
-        Error::Io { path, source }
+        Error::Io {
+            path,
+            error: source,
+        }
     }
 
     /// Shorthand for an [`Error::Config`] naming `key`.

@@ -43,6 +43,12 @@ pub enum OnBadRow {
 pub struct LoadOptions {
     /// Bad-row policy.
     pub on_bad_row: OnBadRow,
+    /// Memory-map files of 16 MiB and more instead of reading them into memory: faster, and
+    /// the file's pages stay shared page cache instead of a private copy. But a mapped file
+    /// that another process truncates while it is parsed kills the whole process with SIGBUS,
+    /// so it is off by default and a long-running service (`trainerd`) keeps it off; the
+    /// command-line tool and the benchmarks turn it on.
+    pub map: bool,
 }
 
 /// The file layout that was detected.
@@ -87,7 +93,7 @@ impl LoadReport {
 /// [`Error::BadRow`] for the first bad row under [`OnBadRow::Error`].
 pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<(Bars, LoadReport)> {
     let _span = tracing::debug_span!("load_csv", path = %path.display()).entered();
-    let input = Input::open(path).map_err(|e| Error::io(path, e))?;
+    let input = Input::open(path, opts.map).map_err(|e| Error::io(path, e))?;
     let bytes = input.bytes();
     let out = parse_csv_paged(bytes, path, opts, &|event, window| match event {
         Window::Next => input.prefetch(window),
@@ -99,13 +105,35 @@ pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<(Bars, LoadReport)> {
         mapped = matches!(input, Input::Mapped(_)),
         "loaded"
     );
+    if let Some(gap) = usual_gap(&out.0.ts) {
+        if gap != 60 {
+            tracing::warn!(
+                path = %path.display(),
+                seconds = gap,
+                "the bars are usually {gap} s apart, not 60: they are used as given (1m features \
+                 are per bar, and resampling cannot make bars finer)"
+            );
+        }
+    }
     Ok(out)
+}
+
+/// The most common spacing of the first (up to) 10 000 consecutive bars, in seconds.
+fn usual_gap(ts: &[i64]) -> Option<i64> {
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    for w in ts.windows(2).take(10_000) {
+        *counts.entry(w[1] - w[0]).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|&(gap, n)| (n, std::cmp::Reverse(gap)))
+        .map(|(gap, _)| gap)
 }
 
 /// Files from this size on are memory-mapped rather than read.
 const MAP_MIN_BYTES: u64 = 16 << 20;
 
-/// The bytes of an input file: memory-mapped when large, read otherwise.
+/// The bytes of an input file: memory-mapped when large (and allowed), read otherwise.
 ///
 /// Mapping saves copying the file out of the page cache into a buffer as large as the file (and
 /// faulting that buffer in): the parser reads the cached pages in place, and they are shared, clean
@@ -116,18 +144,26 @@ enum Input {
 }
 
 impl Input {
-    fn open(path: &Path) -> std::io::Result<Input> {
-        Input::open_mapping_from(path, MAP_MIN_BYTES)
+    /// Opens `path` (`-` is standard input), mapping it when `map` and large enough.
+    fn open(path: &Path, map: bool) -> std::io::Result<Input> {
+        if path.as_os_str() == "-" {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut v)?;
+            return Ok(Input::Read(v));
+        }
+        Input::open_mapping_from(path, if map { MAP_MIN_BYTES } else { u64::MAX })
     }
 
     fn open_mapping_from(path: &Path, map_min_bytes: u64) -> std::io::Result<Input> {
-        let file = std::fs::File::open(path)?;
-        let len = file.metadata()?.len();
-        if len >= map_min_bytes && len > 0 {
+        let mut file = std::fs::File::open(path)?;
+        let meta = file.metadata()?;
+        let len = meta.len();
+        if meta.is_file() && len >= map_min_bytes && len > 0 {
             // SAFETY: the map is read-only and private to this call; its bytes are only read as
             // `&[u8]`. Like every mmap-based reader (ripgrep, ...), this assumes no other process
-            // truncates or rewrites the file while it is being parsed: bar files are written once
-            // (to a temporary name, then renamed) and only read afterwards.
+            // truncates the file while it is being parsed (that would raise SIGBUS): callers
+            // opt in (`LoadOptions::map`); the daemon, whose data file may be replaced while
+            // it runs, does not.
             // Not populated: the parser faults the pages in window by window (`prefetch`) and
             // lets them go behind it (`release`), so the whole file is never resident at once.
             let map = unsafe { memmap2::MmapOptions::new().map(&file) };
@@ -143,7 +179,11 @@ impl Input {
                 Err(e) => tracing::debug!(error = %e, "mmap failed, reading the file instead"),
             }
         }
-        std::fs::read(path).map(Input::Read)
+        // From the handle already open: a FIFO has one writer, and opening it again would wait
+        // for another.
+        let mut v = Vec::with_capacity(if meta.is_file() { len as usize } else { 0 });
+        std::io::Read::read_to_end(&mut file, &mut v)?;
+        Ok(Input::Read(v))
     }
 
     fn bytes(&self) -> &[u8] {
@@ -236,9 +276,10 @@ fn parse_csv_paged(
     let bytes = bytes
         .strip_prefix(b"\xEF\xBB\xBF".as_slice())
         .unwrap_or(bytes);
-    // Trailing empty lines (and the final newline) are tolerated; empty lines inside are bad rows.
+    // Trailing empty or blank lines (and the final newline) are tolerated; empty lines inside
+    // are bad rows.
     let mut end = bytes.len();
-    while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
+    while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r' | b' ' | b'\t') {
         end -= 1;
     }
     let bytes = &bytes[..end];
@@ -386,7 +427,7 @@ fn detect_layout(first: &[u8], path: &Path) -> Result<Layout> {
             line: 1,
             message: format!(
                 "unexpected header \"{}\": expected timestamp,open,high,low,close,volume",
-                String::from_utf8_lossy(first)
+                shown(first)
             ),
         });
     }
@@ -436,6 +477,8 @@ struct ChunkOut {
     skipped: BTreeMap<&'static str, u64>,
     first_bad: Option<(u64, String)>,
     error: Option<(u64, String)>,
+    /// Lines of the rows skipped (under [`OnBadRow::Skip`]), ascending.
+    bad_lines: Vec<u64>,
 }
 
 /// Smallest chunk worth a thread of its own (small in unit tests, to exercise the boundaries).
@@ -467,6 +510,10 @@ struct BodyState {
     first_bad: Option<String>,
     /// Length of the whole body, for sizing the columns from the first window.
     body_len: usize,
+    /// The body's first line.
+    first_line: u64,
+    /// Lines of the rows skipped so far, ascending.
+    bad_lines: Vec<u64>,
 }
 
 /// Parses the body (the lines after the header) window by window into bars, telling `hook` about
@@ -489,6 +536,8 @@ fn parse_body(
         rows_read: 0,
         first_bad: None,
         body_len: body.len(),
+        first_line,
+        bad_lines: Vec::new(),
     };
     let mut rest = body;
     while !rest.is_empty() {
@@ -501,6 +550,9 @@ fn parse_body(
         let (window, tail) = rest.split_at(cut);
         parse_window(window, ncols, policy, path, &mut bars, &mut state, hook)?;
         rest = tail;
+    }
+    if policy == OnBadRow::Skip {
+        order_rows(&mut bars, &mut state);
     }
     report.skipped = state
         .skipped
@@ -616,7 +668,7 @@ fn parse_window(
     let mut write = base;
     for (k, mut out) in outs.into_iter().enumerate() {
         let start = starts[k];
-        if k > 0 {
+        if k > 0 && policy == OnBadRow::Error {
             if let (Some(p), Some(f)) = (state.prev, out.first_ts) {
                 if f <= p {
                     let col = bars
@@ -637,6 +689,7 @@ fn parse_window(
         for (kind, n) in out.skipped {
             *state.skipped.entry(kind).or_default() += n;
         }
+        state.bad_lines.append(&mut out.bad_lines);
         if state.first_bad.is_none() {
             state.first_bad = out.first_bad.map(|(line, m)| format!("line {line}: {m}"));
         }
@@ -652,6 +705,94 @@ fn parse_window(
     state.kept = write;
     state.line = first_line + total as u64;
     Ok(())
+}
+
+/// Under [`OnBadRow::Skip`]: drops the fewest rows that leave the kept timestamps strictly
+/// increasing (a longest strictly increasing subsequence, the earliest rows among equals), so
+/// one row with a wrong but well-formed time costs that row, not every row after it. Dropped
+/// rows count as `duplicate` when the kept row before them has their time, else `out_of_order`.
+fn order_rows(bars: &mut Bars, state: &mut BodyState) {
+    let n = state.kept;
+    let ts = &bars.ts[..n];
+    if ts.windows(2).all(|w| w[0] < w[1]) {
+        return;
+    }
+    // rest[i]: length of the longest strictly increasing run of rows starting at row i.
+    let mut rest = vec![0u32; n];
+    let mut tails: Vec<i64> = Vec::new(); // negated times, increasing
+    for i in (0..n).rev() {
+        let v = -ts[i];
+        let pos = tails.partition_point(|&t| t < v);
+        if pos == tails.len() {
+            tails.push(v);
+        } else {
+            tails[pos] = v;
+        }
+        rest[i] = pos as u32 + 1;
+    }
+    let longest = tails.len() as u32;
+    // Walk forward taking the earliest row that still completes a longest run.
+    let mut keep = vec![false; n];
+    let (mut taken, mut last) = (0u32, i64::MIN);
+    for i in 0..n {
+        if taken < longest && rest[i] == longest - taken && ts[i] > last {
+            keep[i] = true;
+            taken += 1;
+            last = ts[i];
+        }
+    }
+    // As in error mode: a duplicate has the time of the kept row before it.
+    let mut first_dropped = None;
+    let mut prev_kept = None;
+    for i in 0..n {
+        if keep[i] {
+            prev_kept = Some(ts[i]);
+            continue;
+        }
+        let duplicate = prev_kept == Some(ts[i]);
+        let kind = if duplicate {
+            "duplicate"
+        } else {
+            "out_of_order"
+        };
+        *state.skipped.entry(kind).or_default() += 1;
+        first_dropped.get_or_insert((i, ts[i], duplicate));
+    }
+    if let Some((i, t, duplicate)) = first_dropped {
+        // Row i is the i-th line (from the body's first) that was not skipped for another reason.
+        let mut line = state.first_line + i as u64;
+        for &b in &state.bad_lines {
+            if b <= line {
+                line += 1;
+            } else {
+                break;
+            }
+        }
+        let what = if duplicate {
+            format!("duplicate timestamp {}", super::format_ts(t))
+        } else {
+            format!("timestamp {} is out of order", super::format_ts(t))
+        };
+        let message = format!(
+            "line {line}: {what} (dropped: the fewest rows are dropped that keep the times \
+             increasing)"
+        );
+        // The report names the earliest bad line, of either kind.
+        let earlier = state.bad_lines.first().is_none_or(|&b| line < b);
+        if state.first_bad.is_none() || earlier {
+            state.first_bad = Some(message);
+        }
+    }
+    let mut w = 0;
+    for (i, &k) in keep.iter().enumerate() {
+        if k {
+            if w != i {
+                bars.copy_rows_within(i..i + 1, w);
+            }
+            w += 1;
+        }
+    }
+    state.kept = w;
 }
 
 fn count_newlines(b: &[u8]) -> usize {
@@ -678,6 +819,9 @@ fn parse_chunk(
     mut prev: Option<i64>,
     mut col: Cols<'_>,
 ) -> ChunkOut {
+    // Under `Skip`, rows are kept whatever their order here; `order_rows` then drops the fewest
+    // rows that leave the timestamps increasing.
+    let ordered = policy == OnBadRow::Error;
     let mut out = ChunkOut::default();
     let mut pos = 0usize;
     let mut line_no = first_line;
@@ -690,7 +834,7 @@ fn parse_chunk(
         if k < cap && ncols == 6 {
             if let Some(b) = rest.first_chunk::<LINE_BYTES>() {
                 if let Some(((t, vals), len)) = parse_line_fast(b, &mut dates) {
-                    if prev.is_none_or(|p| t > p) && values_ok(&vals) {
+                    if (!ordered || prev.is_none_or(|p| t > p)) && values_ok(&vals) {
                         keep(&mut col, &mut k, &mut out, &mut prev, (t, vals));
                         out.lines += 1;
                         line_no += 1;
@@ -709,7 +853,7 @@ fn parse_chunk(
         // The common case: a plain, valid row after the previous one goes straight to the columns.
         if k < cap {
             if let Some((t, vals)) = parse_row_fast(line, ncols, &mut dates) {
-                if prev.is_none_or(|p| t > p) && values_ok(&vals) {
+                if (!ordered || prev.is_none_or(|p| t > p)) && values_ok(&vals) {
                     keep(&mut col, &mut k, &mut out, &mut prev, (t, vals));
                     line_no += 1;
                     pos = next;
@@ -724,7 +868,7 @@ fn parse_chunk(
         };
         let verdict = parsed.and_then(|row| {
             validate_values(&row)?;
-            match prev {
+            match prev.filter(|_| ordered) {
                 Some(p) if row.0 == p => Err(Bad::new(
                     "duplicate",
                     format!(
@@ -756,6 +900,7 @@ fn parse_chunk(
                     break;
                 }
                 OnBadRow::Skip => {
+                    out.bad_lines.push(line_no);
                     *out.skipped.entry(bad.kind).or_default() += 1;
                     if out.first_bad.is_none() {
                         out.first_bad = Some((line_no, bad.message));
@@ -1149,7 +1294,7 @@ fn parse_line_fast(b: &[u8; LINE_BYTES], dates: &mut DateCache) -> Option<(Row, 
 // Slow path: general field splitting, trimming, every timestamp shape; produces the messages.
 
 fn parse_row_slow(line: &[u8], ncols: usize) -> std::result::Result<Row, Bad> {
-    if line.is_empty() {
+    if line.iter().all(u8::is_ascii_whitespace) {
         return Err(Bad::new("empty", "empty line".to_string()));
     }
     if !line.is_ascii() {
@@ -1176,18 +1321,27 @@ fn parse_row_slow(line: &[u8], ncols: usize) -> std::result::Result<Row, Bad> {
         vals[i] = fast_float2::parse::<f64, _>(f).map_err(|_| {
             Bad::new(
                 "parse",
-                format!(
-                    "field '{name}': cannot parse \"{}\" as a number",
-                    String::from_utf8_lossy(f)
-                ),
+                format!("field '{name}': cannot parse \"{}\" as a number", shown(f)),
             )
         })?;
     }
     Ok((ts, vals))
 }
 
+/// A field as shown in an error message: control and non-ASCII bytes escaped (`\0`, `\xff`),
+/// at most 40 bytes of it.
+fn shown(f: &[u8]) -> String {
+    const MAX: usize = 40;
+    let head = f[..f.len().min(MAX)].escape_ascii().to_string();
+    if f.len() > MAX {
+        format!("{head}...")
+    } else {
+        head
+    }
+}
+
 fn parse_ts_field(f: &[u8]) -> std::result::Result<i64, Bad> {
-    let text = || String::from_utf8_lossy(f).into_owned();
+    let text = || shown(f);
     let is_int = !f.is_empty()
         && f.iter()
             .enumerate()
@@ -1526,7 +1680,10 @@ mod tests {
     use super::*;
 
     fn opts(p: OnBadRow) -> LoadOptions {
-        LoadOptions { on_bad_row: p }
+        LoadOptions {
+            on_bad_row: p,
+            map: false,
+        }
     }
 
     fn parse(s: &str) -> Result<(Bars, LoadReport)> {
@@ -1946,6 +2103,49 @@ mod tests {
             }) => assert!(message.contains("UTF-8"), "{message}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn skip_mode_drops_one_wrong_time_not_the_rows_after_it() {
+        let mut text = String::from("timestamp,open,high,low,close,volume\n");
+        for i in 0..20i64 {
+            let t = if i == 4 {
+                4_102_444_800
+            } else {
+                1_700_000_040 + 60 * i
+            };
+            text += &format!("{t},1,2,0.5,1.5,10\n");
+        }
+        let name = Path::new("x.csv");
+        let (bars, rep) = parse_csv(text.as_bytes(), name, &opts(OnBadRow::Skip)).unwrap();
+        assert_eq!(bars.len(), 19);
+        assert_eq!(rep.skipped.get("out_of_order"), Some(&1), "{rep:?}");
+        assert!(bars.ts.windows(2).all(|w| w[0] < w[1]));
+        assert!(!bars.ts.contains(&4_102_444_800));
+        // A swapped pair costs one row, the later one.
+        let swapped = "timestamp,open,high,low,close,volume\n60,1,1,1,1,1\n180,1,1,1,1,1\n\
+                       120,1,1,1,1,1\n240,1,1,1,1,1\n";
+        let (bars, _) = parse_csv(swapped.as_bytes(), name, &opts(OnBadRow::Skip)).unwrap();
+        assert_eq!(bars.ts, vec![60, 180, 240]);
+        // Error mode still names the first row out of order.
+        let err = parse_csv(text.as_bytes(), name, &opts(OnBadRow::Error))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.csv:7:"), "{err}");
+    }
+
+    #[test]
+    fn blank_trailing_lines_pass_and_bytes_in_messages_are_escaped() {
+        let name = Path::new("x.csv");
+        let text = "timestamp,open,high,low,close,volume\n60,1,1,1,1,1\n  \n\t\n";
+        let (bars, _) = parse_csv(text.as_bytes(), name, &opts(OnBadRow::Error)).unwrap();
+        assert_eq!(bars.len(), 1);
+        let text = "timestamp,open,high,low,close,volume\n60,1,1,1,1\x00,1\n";
+        let err = parse_csv(text.as_bytes(), name, &opts(OnBadRow::Error))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"1\\x00\""), "{err}");
+        assert!(!err.contains('\0'), "{err}");
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl TryFrom<String> for Timeframe {
     type Error = String;
 
     fn try_from(s: String) -> Result<Self, String> {
-        Timeframe::parse(&s)
+        Timeframe::parse(s.trim())
             .ok_or_else(|| format!("unknown timeframe {s:?} (expected 1m, 5m, 15m or 1h)"))
     }
 }

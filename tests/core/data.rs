@@ -29,6 +29,7 @@ fn load(name: &str) -> (Bars, LoadReport) {
 fn skip() -> LoadOptions {
     LoadOptions {
         on_bad_row: OnBadRow::Skip,
+        ..LoadOptions::default()
     }
 }
 

@@ -89,6 +89,9 @@ pub fn load_snapshot(cfg: &DataConfig) -> trainer::Result<Snapshot> {
                 &cfg.path,
                 &LoadOptions {
                     on_bad_row: cfg.on_bad_row,
+                    // Read, never mapped: the file may be replaced while the daemon runs, and a
+                    // mapped file truncated under it would kill the service (SIGBUS).
+                    map: false,
                 },
             )?;
             (bars, cfg.path.display().to_string())

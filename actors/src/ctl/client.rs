@@ -952,6 +952,7 @@ fn last_features(cli: &Cli, model: &str, input: &Path) -> Result<LastBar, Failur
         input,
         &LoadOptions {
             on_bad_row: cfg.data.on_bad_row,
+            map: false,
         },
     )
     .map_err(Failure::failed)?;

@@ -91,8 +91,14 @@ pub fn features(cli: &Cli, args: &FeaturesArgs) -> Result<(), Failure> {
     } else {
         cfg.data.on_bad_row
     };
-    let (bars, _report) =
-        data::load_csv(&args.input, &LoadOptions { on_bad_row }).map_err(Failure::failed)?;
+    let (bars, _report) = data::load_csv(
+        &args.input,
+        &LoadOptions {
+            on_bad_row,
+            map: true,
+        },
+    )
+    .map_err(Failure::failed)?;
     let bars = if args.timeframe == Timeframe::M1 {
         bars
     } else {
@@ -231,6 +237,7 @@ pub fn fit(cli: &Cli, args: &FitArgs) -> Result<(), Failure> {
         &args.input,
         &LoadOptions {
             on_bad_row: cfg.data.on_bad_row,
+            map: true,
         },
     )
     .map_err(Failure::failed)?;
