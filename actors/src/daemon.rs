@@ -11,6 +11,7 @@
 //! the store, remove the socket, exit 0. A second signal exits at once; the store is never
 //! half-written either way (every version commits in one transaction).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -36,13 +37,17 @@ pub struct Args {
     /// Train every enabled model once, print a summary and exit (without it: run as a service).
     #[arg(long)]
     pub once: bool,
-    /// With --once: print the summary as one JSON object.
+    /// With --once: print the summary as one JSON object (without --once: a usage error).
     #[arg(long)]
     pub json: bool,
 }
 
 /// Runs `trainerd`; returns the exit code.
 pub fn run(args: Args) -> ExitCode {
+    if args.json && !args.once {
+        eprintln!("trainerd: --json only applies to --once");
+        return ExitCode::from(2);
+    }
     let cfg = match Config::load(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -248,13 +253,29 @@ async fn once(cfg: Config, json: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if json {
+    let text = if json {
         match serde_json::to_string_pretty(&summary) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("trainerd: {e}"),
+            Ok(s) => s + "\n",
+            Err(e) => {
+                eprintln!("trainerd: {e}");
+                return ExitCode::from(1);
+            }
         }
     } else {
-        print_table(&summary);
+        format_table(&summary)
+    };
+    // Not println!: a closed or full standard output must not panic.
+    let written = {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+    };
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("trainerd: writing standard output: {e}");
+        }
+        return ExitCode::from(1);
     }
     let ok = !summary.models.is_empty() && summary.models.iter().all(|m| m.status == "stored");
     if ok {
@@ -268,8 +289,11 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{x:.digits$}"))
 }
 
-fn print_table(s: &OnceSummary) {
-    println!(
+fn format_table(s: &OnceSummary) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{:<14} {:<18} {:<4} {:>7} {:>8} {:>9} {:>7} {:>7} {:>15} {:>8} {:>7}",
         "model",
         "algorithm",
@@ -289,7 +313,8 @@ fn print_table(s: &OnceSummary) {
             (Some(a), Some(b)) => format!("{a:.4} +- {b:.4}"),
             _ => "-".into(),
         };
-        println!(
+        let _ = writeln!(
+            out,
             "{:<14} {:<18} {:<4} {:>7} {:>8} {:>9} {:>7} {:>7} {:>15} {:>8} {:>7}",
             m.model,
             m.algorithm.as_deref().unwrap_or("-"),
@@ -304,15 +329,21 @@ fn print_table(s: &OnceSummary) {
             m.version.map_or("-".into(), |v| v.to_string()),
         );
         if once.status != "stored" {
-            println!(
+            let _ = writeln!(
+                out,
                 "  FAILED after {} attempt(s): {}",
                 m.attempts,
                 m.error.as_deref().unwrap_or("unknown")
             );
         }
     }
-    println!("restarts: {}   total: {:.2} s", s.restarts, s.total_seconds);
+    let _ = writeln!(
+        out,
+        "restarts: {}   total: {:.2} s",
+        s.restarts, s.total_seconds
+    );
     if let Some(r) = &s.escalated {
-        println!("ESCALATED: {r}");
+        let _ = writeln!(out, "ESCALATED: {r}");
     }
+    out
 }

@@ -8,7 +8,7 @@
 //! was unusable (protocol version, malformed or oversized frame).
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -28,7 +28,7 @@ use crate::protocol::{
 };
 use crate::types::{JobId, JobOutcome, JobState, ModelSummary, Status};
 
-use super::{Cli, Failure, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE};
+use super::{out, Cli, Failure, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE};
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -209,9 +209,9 @@ fn unexpected(what: &str, body: &ResponseBody) -> Failure {
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
-    let s = serde_json::to_string(value).map_err(Failure::failed)?;
-    println!("{s}");
-    Ok(())
+    let mut s = serde_json::to_string(value).map_err(Failure::failed)?;
+    s.push('\n');
+    out(&s)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,8 +227,7 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
     if cli.json {
         return print_json(&status);
     }
-    print!("{}", format_status(&status));
-    Ok(())
+    out(&format_status(&status))
 }
 
 fn format_duration_s(seconds: f64) -> String {
@@ -332,8 +331,7 @@ pub fn models(cli: &Cli) -> Result<(), Failure> {
     if cli.json {
         return print_json(&serde_json::json!({ "models": models }));
     }
-    print!("{}", format_models(&models));
-    Ok(())
+    out(&format_models(&models))
 }
 
 fn opt_f(v: Option<f64>) -> String {
@@ -416,8 +414,7 @@ pub fn show(cli: &Cli, args: &ShowArgs) -> Result<(), Failure> {
     if cli.json {
         return print_json(&record_json(&record)?);
     }
-    print!("{}", format_record(&record, chart_width()));
-    Ok(())
+    out(&format_record(&record, chart_width()))
 }
 
 /// The record as JSON, without the encoded model bundle (replaced by its size) and with the
@@ -608,12 +605,11 @@ pub fn train(cli: &Cli, args: &TrainArgs) -> Result<(), Failure> {
             return print_json(&serde_json::json!({ "jobs": jobs }));
         }
         let ids: Vec<String> = jobs.iter().map(|j| j.to_string()).collect();
-        println!("queued jobs {}", ids.join(" "));
-        return Ok(());
+        return out(&format!("queued jobs {}\n", ids.join(" ")));
     }
     if !cli.json {
         let ids: Vec<String> = jobs.iter().map(|j| j.to_string()).collect();
-        println!("queued jobs {}", ids.join(" "));
+        out(&format!("queued jobs {}\n", ids.join(" ")))?;
     }
     let mut view: Box<dyn ProgressView> = if cli.json {
         Box::new(SilentView)
@@ -637,8 +633,8 @@ pub fn train(cli: &Cli, args: &TrainArgs) -> Result<(), Failure> {
     } else {
         for o in &outcomes {
             if o.state == JobState::Stored {
-                println!(
-                    "job {} {}: stored v{} (accuracy {}, f1 {}, cv {}, {} attempt{})",
+                out(&format!(
+                    "job {} {}: stored v{} (accuracy {}, f1 {}, cv {}, {} attempt{})\n",
                     o.job,
                     o.model,
                     o.version.map_or_else(|| "?".to_string(), |v| v.to_string()),
@@ -647,7 +643,7 @@ pub fn train(cli: &Cli, args: &TrainArgs) -> Result<(), Failure> {
                     opt_f(o.cv_mean),
                     o.attempts,
                     if o.attempts == 1 { "" } else { "s" }
-                );
+                ))?;
             }
         }
     }
@@ -687,8 +683,8 @@ fn state_name(s: JobState) -> &'static str {
 
 /// How `train --wait` shows its jobs.
 trait ProgressView {
-    /// Called after every poll with the jobs' current outcomes.
-    fn update(&mut self, outcomes: &[JobOutcome]);
+    /// Called after every poll with the jobs' current outcomes; fails when standard output does.
+    fn update(&mut self, outcomes: &[JobOutcome]) -> Result<(), Failure>;
     /// Called once when every job is terminal.
     fn finish(&mut self);
 }
@@ -697,7 +693,9 @@ trait ProgressView {
 struct SilentView;
 
 impl ProgressView for SilentView {
-    fn update(&mut self, _: &[JobOutcome]) {}
+    fn update(&mut self, _: &[JobOutcome]) -> Result<(), Failure> {
+        Ok(())
+    }
     fn finish(&mut self) {}
 }
 
@@ -708,7 +706,7 @@ struct LinesView {
 }
 
 impl ProgressView for LinesView {
-    fn update(&mut self, outcomes: &[JobOutcome]) {
+    fn update(&mut self, outcomes: &[JobOutcome]) -> Result<(), Failure> {
         for o in outcomes {
             let key = (o.state, o.attempts);
             if self.last.get(&o.job) == Some(&key) {
@@ -725,8 +723,10 @@ impl ProgressView for LinesView {
             if let (Some(e), false) = (&o.error, o.state == JobState::Stored) {
                 line.push_str(&format!(": {e}"));
             }
-            println!("{line}");
+            line.push('\n');
+            out(&line)?;
         }
+        Ok(())
     }
     fn finish(&mut self) {}
 }
@@ -747,7 +747,7 @@ impl BarsView {
 }
 
 impl ProgressView for BarsView {
-    fn update(&mut self, outcomes: &[JobOutcome]) {
+    fn update(&mut self, outcomes: &[JobOutcome]) -> Result<(), Failure> {
         let style = indicatif::ProgressStyle::with_template(
             "{prefix:<18} [{bar:30.cyan/blue}] {pos:>4}/{len:<4} {msg}",
         )
@@ -786,6 +786,7 @@ impl ProgressView for BarsView {
                 JobState::Queued | JobState::Running | JobState::Storing => {}
             }
         }
+        Ok(())
     }
     fn finish(&mut self) {
         for b in self.bars.values() {
@@ -835,7 +836,7 @@ fn wait_jobs(
                 })
             })
             .collect();
-        view.update(&outcomes);
+        view.update(&outcomes)?;
         if outcomes.iter().all(|o| o.state.is_terminal()) {
             return Ok(outcomes);
         }
@@ -873,8 +874,7 @@ fn print_active(cli: &Cli, what: &str, answer: ResponseBody) -> Result<(), Failu
             if cli.json {
                 print_json(&serde_json::json!({ "model": model, "version": version }))
             } else {
-                println!("{model}: v{version} is active");
-                Ok(())
+                out(&format!("{model}: v{version} is active\n"))
             }
         }
         other => Err(unexpected(what, &other)),
@@ -897,8 +897,7 @@ pub fn history(cli: &Cli, args: &ModelArg) -> Result<(), Failure> {
             "activations": activations,
         }));
     }
-    print!("{}", format_history(&args.model, &activations));
-    Ok(())
+    out(&format_history(&args.model, &activations))
 }
 
 fn format_history(model: &str, activations: &[Activation]) -> String {
@@ -1006,7 +1005,9 @@ pub fn predict(cli: &Cli, args: &PredictArgs) -> Result<(), Failure> {
         partial,
     } = last_features(cli, &args.model, &args.input)?;
     if partial {
-        eprintln!(
+        // Not eprintln!: a closed stderr must not panic.
+        let _ = writeln!(
+            std::io::stderr(),
             "trainerctl: warning: the last bar ({}) is still forming: the input ends before its \
              last minute, and the model was trained on complete bars",
             format_ts(ts)
@@ -1035,11 +1036,10 @@ pub fn predict(cli: &Cli, args: &PredictArgs) -> Result<(), Failure> {
             "features": row,
         }));
     }
-    println!(
-        "{model} v{version}: P(up) = {probability:.4} for the bar at {}",
+    out(&format!(
+        "{model} v{version}: P(up) = {probability:.4} for the bar at {}\n",
         format_ts(ts)
-    );
-    Ok(())
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1053,8 +1053,7 @@ pub fn shutdown(cli: &Cli) -> Result<(), Failure> {
             if cli.json {
                 print_json(&serde_json::json!({ "shutting_down": true }))
             } else {
-                println!("trainerd is shutting down (running jobs get the configured grace)");
-                Ok(())
+                out("trainerd is shutting down (running jobs get the configured grace)\n")
             }
         }
         other => Err(unexpected("shutdown", &other)),

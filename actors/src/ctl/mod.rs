@@ -4,13 +4,17 @@
 //! (`status`, `models`, `show`, `train`, `activate`, `rollback`, `history`, `predict`, `shutdown`)
 //! talk to a running `trainerd` over its control socket (`client`).
 //!
-//! Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 daemon not reachable.
+//! Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 daemon not reachable, 141 standard
+//! output was closed by its reader (broken pipe; nothing more is printed, as for a process killed by
+//! SIGPIPE). Everything printed on standard output goes through [`out`], which turns a write error
+//! into a [`Failure`] instead of the panic of `print!`.
 
 mod client;
 mod offline;
 
 pub use client::{socket_path, Client};
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,6 +26,8 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: the daemon is not reachable.
 pub const EXIT_UNREACHABLE: u8 = 3;
+/// Exit code: standard output was closed by its reader (broken pipe), as 128 + SIGPIPE.
+pub const EXIT_BROKEN_PIPE: u8 = 141;
 
 /// Command-line arguments of `trainerctl`.
 #[derive(Debug, Parser)]
@@ -90,10 +96,42 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("trainerctl: {:#}", failure.error);
+            // The reader of standard output went away (`| head`): nothing to say to anyone.
+            if !failure.error.is::<StdoutClosed>() {
+                // Not eprintln!: a closed or full stderr must not turn a failure into a panic.
+                let _ = writeln!(std::io::stderr(), "trainerctl: {:#}", failure.error);
+            }
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// Standard output was closed by its reader (broken pipe).
+#[derive(Debug, thiserror::Error)]
+#[error("standard output closed (broken pipe)")]
+pub struct StdoutClosed;
+
+/// The [`Failure`] of a failed write to standard output: a broken pipe exits quietly with
+/// [`EXIT_BROKEN_PIPE`]; any other error (a full disk, `/dev/full`) is a failure with its message.
+pub fn stdout_failure(error: std::io::Error) -> Failure {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        Failure {
+            code: EXIT_BROKEN_PIPE,
+            error: StdoutClosed.into(),
+        }
+    } else {
+        Failure::failed(anyhow::Error::new(error).context("writing standard output"))
+    }
+}
+
+/// Writes `text` to standard output and flushes it; a write error is returned (see
+/// [`stdout_failure`]), never a panic as with `print!`.
+pub fn out(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(stdout_failure)
 }
 
 /// An error with the exit code it maps to.
