@@ -78,8 +78,33 @@ pub enum Command {
     Shutdown,
 }
 
+/// Turns SIGBUS into a message and exit code 1. `features` and `fit` memory-map large inputs
+/// (`LoadOptions::map`); a mapped file truncated by another process while it is parsed raises
+/// SIGBUS, which would otherwise end the process with "Bus error" and no word on why. Nothing
+/// has been written then: outputs are written after the input is parsed, through a temporary
+/// file renamed into place.
+fn explain_bus_errors() {
+    extern "C" fn on_bus_error(_: libc::c_int) {
+        const MSG: &[u8] = b"trainerctl: bus error: the input file was truncated or rewritten \
+while it was being read (it is memory-mapped); nothing was written\n";
+        // SAFETY: write and _exit are async-signal-safe; MSG is a static buffer.
+        unsafe {
+            libc::write(2, MSG.as_ptr().cast(), MSG.len());
+            libc::_exit(1);
+        }
+    }
+    // SAFETY: a plain sigaction call with a zero-initialised, then filled, struct.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_bus_error as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
+    }
+}
+
 /// Runs `trainerctl` and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    explain_bus_errors();
     let result = match &cli.command {
         Command::Features(args) => offline::features(&cli, args),
         Command::Fit(args) => offline::fit(&cli, args),
