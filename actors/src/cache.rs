@@ -69,9 +69,12 @@ impl ModelCache {
     /// Like [`ModelCache::predict_proba`], with the version that answered.
     pub fn predict(&self, id: &str, features: &[f64]) -> Result<(u64, f64), crate::Error> {
         let guard = self.map.load();
-        let model = guard
-            .get(id)
-            .ok_or_else(|| crate::Error::NoActiveModel(id.to_string()))?;
+        let Some(model) = guard.get(id) else {
+            return Err(match trainer::job::ModelSpec::parse(id) {
+                Some(_) => crate::Error::NoActiveModel(id.to_string()),
+                None => crate::Error::unknown_model(id),
+            });
+        };
         let p = model
             .bundle
             .predict_proba(features)

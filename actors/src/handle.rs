@@ -157,7 +157,7 @@ impl TrainerHandle {
     /// Queues one model by id (`analyst_1h`, ..., `tactician_1m`).
     pub async fn train(&self, model: &str) -> Result<JobId, Error> {
         self.check_alive()?;
-        let spec = ModelSpec::parse(model).ok_or_else(|| Error::UnknownModel(model.to_string()))?;
+        let spec = ModelSpec::parse(model).ok_or_else(|| Error::unknown_model(model))?;
         ractor::call_t!(
             self.supervisor,
             SupervisorMsg::Train,
@@ -255,7 +255,7 @@ impl TrainerHandle {
 
     /// Makes `version` the active version of `id` (through the persister) and serves it.
     pub async fn activate(&self, id: &str, version: u64) -> Result<(), Error> {
-        ModelSpec::parse(id).ok_or_else(|| Error::UnknownModel(id.to_string()))?;
+        ModelSpec::parse(id).ok_or_else(|| Error::unknown_model(id))?;
         ractor::call_t!(
             self.supervisor,
             SupervisorMsg::Activate,
@@ -269,7 +269,7 @@ impl TrainerHandle {
 
     /// Re-activates the previously active version of `id`; returns it.
     pub async fn rollback(&self, id: &str) -> Result<u64, Error> {
-        ModelSpec::parse(id).ok_or_else(|| Error::UnknownModel(id.to_string()))?;
+        ModelSpec::parse(id).ok_or_else(|| Error::unknown_model(id))?;
         ractor::call_t!(
             self.supervisor,
             SupervisorMsg::Rollback,

@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 use crate::models::evaluate::CvReport;
 use crate::models::metrics::Metrics;
 
-/// Format version written by this build.
-pub const RECORD_FORMAT_VERSION: u32 = 1;
+/// Format version written by this build. Format 2 keeps a record's model bundle outside the
+/// record, in 64 KiB chunks (tree `bundles`); format 1 (still read) kept it inside.
+pub const RECORD_FORMAT_VERSION: u32 = 2;
 
 /// Where the training data came from: range, size and content hash.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,7 +70,8 @@ pub struct ModelRecord {
     pub code_version: String,
     /// When training finished, Unix seconds.
     pub trained_at: i64,
-    /// The encoded [`crate::models::bundle::ModelBundle`].
+    /// The encoded [`crate::models::bundle::ModelBundle`]. Always filled in a record the store
+    /// returns; stored empty from format 2 on (the bytes go to the `bundles` tree).
     #[serde(with = "serde_bytes")]
     pub bundle: Vec<u8>,
 }
