@@ -211,16 +211,7 @@ impl ParamGuard for GradientBoostingParams {
     fn check_ref(&self) -> Result<&GradientBoostingValidParams> {
         let p = &self.0;
         let bad = |param: &'static str, message: String| Err(Error::Params { param, message });
-        if p.n_estimators == 0 || p.n_estimators > super::MAX_ESTIMATORS {
-            return bad(
-                "n_estimators",
-                format!(
-                    "must be in 1..={}, got {}",
-                    super::MAX_ESTIMATORS,
-                    p.n_estimators
-                ),
-            );
-        }
+        super::check_estimators(p.n_estimators)?;
         if !(p.learning_rate.is_finite() && p.learning_rate > 0.0) {
             return bad(
                 "learning_rate",

@@ -93,16 +93,7 @@ impl LinfaForestParams {
     /// [`Error::Params`] naming the first invalid parameter.
     pub fn check(self) -> Result<LinfaForestValidParams> {
         let bad = |param, message: String| Err(Error::Params { param, message });
-        if self.n_estimators == 0 || self.n_estimators > super::MAX_ESTIMATORS {
-            return bad(
-                "n_estimators",
-                format!(
-                    "must be in 1..={}, got {}",
-                    super::MAX_ESTIMATORS,
-                    self.n_estimators
-                ),
-            );
-        }
+        super::check_estimators(self.n_estimators)?;
         if self.max_depth == Some(0) {
             return bad("max_depth", "must be at least 1 (or None)".into());
         }

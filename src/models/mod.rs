@@ -15,6 +15,17 @@ pub mod tree;
 /// low enough that a typo (or `u64::MAX`) is refused instead of exhausting memory.
 pub const MAX_ESTIMATORS: usize = 100_000;
 
+/// Checks `n_estimators` against `1..=MAX_ESTIMATORS` (every model's params check it).
+pub(crate) fn check_estimators(n: usize) -> crate::Result<()> {
+    if n == 0 || n > MAX_ESTIMATORS {
+        return Err(crate::Error::Params {
+            param: "n_estimators",
+            message: format!("must be in 1..={MAX_ESTIMATORS}, got {n}"),
+        });
+    }
+    Ok(())
+}
+
 /// A fitted binary classifier that scores one feature row at a time.
 ///
 /// Implemented by every model the service trains; the probability is that of the positive class

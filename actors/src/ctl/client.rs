@@ -543,12 +543,19 @@ fn format_record(r: &ModelRecord, columns: usize) -> String {
         p.min_samples_leaf, p.max_features, p.learning_rate, p.max_leaves, p.subsample
     );
     let _ = writeln!(out, "metrics     (test window, {} rows)", m.n);
-    let _ = writeln!(out, "  accuracy  {:.4}", m.accuracy);
-    let _ = writeln!(out, "  precision {:.4}", m.precision);
-    let _ = writeln!(out, "  recall    {:.4}", m.recall);
-    let _ = writeln!(out, "  f1        {:.4}", m.f1);
-    let _ = writeln!(out, "  roc auc   {:.4}", m.roc_auc);
-    let _ = writeln!(out, "  log loss  {:.4}", m.log_loss);
+    super::write_scores(
+        &mut out,
+        "  ",
+        10,
+        [
+            m.accuracy,
+            m.precision,
+            m.recall,
+            m.f1,
+            m.roc_auc,
+            m.log_loss,
+        ],
+    );
     let _ = writeln!(out, "  confusion          pred down  pred up");
     let _ = writeln!(
         out,

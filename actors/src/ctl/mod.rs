@@ -149,6 +149,23 @@ pub fn stdout_failure(error: std::io::Error) -> Failure {
     }
 }
 
+/// Appends the six test-window scores to `out`, one per line: `indent`, the name padded to
+/// `width`, the value to 4 decimals (the table of `fit` and of `show`).
+pub fn write_scores(out: &mut String, indent: &str, width: usize, scores: [f64; 6]) {
+    use std::fmt::Write as _;
+    let names = [
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc auc",
+        "log loss",
+    ];
+    for (name, v) in names.iter().zip(scores) {
+        let _ = writeln!(out, "{indent}{name:<width$}{v:.4}");
+    }
+}
+
 /// Writes `text` to standard output and flushes it; a write error is returned (see
 /// [`stdout_failure`]), never a panic as with `print!`.
 pub fn out(text: &str) -> Result<(), Failure> {

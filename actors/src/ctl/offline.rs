@@ -478,12 +478,19 @@ fn format_fit(r: &FitReport) -> String {
         "fit        {:.3} s final fit ({} threads), {:.3} s with CV",
         r.fit_seconds, r.threads, r.total_seconds
     );
-    let _ = writeln!(out, "accuracy   {:.4}", r.accuracy);
-    let _ = writeln!(out, "precision  {:.4}", r.precision);
-    let _ = writeln!(out, "recall     {:.4}", r.recall);
-    let _ = writeln!(out, "f1         {:.4}", r.f1);
-    let _ = writeln!(out, "roc auc    {:.4}", r.roc_auc);
-    let _ = writeln!(out, "log loss   {:.4}", r.log_loss);
+    super::write_scores(
+        &mut out,
+        "",
+        11,
+        [
+            r.accuracy,
+            r.precision,
+            r.recall,
+            r.f1,
+            r.roc_auc,
+            r.log_loss,
+        ],
+    );
     let _ = writeln!(
         out,
         "confusion  tn {} fp {} / fn {} tp {}",
