@@ -115,3 +115,15 @@ pub fn file_in_the_way(path: &std::path::Path) -> Option<PathBuf> {
         p = p.parent()?;
     }
 }
+
+/// A CBOR decoding error in words (ciborium's own text is its Debug form).
+pub fn cbor_message<T: std::fmt::Display>(e: &ciborium::de::Error<T>) -> String {
+    use ciborium::de::Error as E;
+    match e {
+        E::Io(e) => format!("the data ends inside a CBOR item ({e})"),
+        E::Syntax(at) => format!("invalid CBOR at byte {at}"),
+        E::Semantic(Some(at), msg) => format!("{msg} (at byte {at})"),
+        E::Semantic(None, msg) => msg.clone(),
+        E::RecursionLimitExceeded => "CBOR nested too deeply".into(),
+    }
+}

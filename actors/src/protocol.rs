@@ -206,17 +206,10 @@ pub fn encode_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
 
 /// Decodes a frame body.
 pub fn decode_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
-    use ciborium::de::Error as E;
     if body.is_empty() {
         return Err("empty body".into());
     }
-    ciborium::from_reader(body).map_err(|e| match e {
-        E::Io(e) => format!("body ends inside a CBOR item ({e})"),
-        E::Syntax(at) => format!("invalid CBOR at byte {at}"),
-        E::Semantic(Some(at), msg) => format!("{msg} (at byte {at})"),
-        E::Semantic(None, msg) => msg,
-        E::RecursionLimitExceeded => "CBOR nested too deeply".into(),
-    })
+    ciborium::from_reader(body).map_err(|e| trainer::error::cbor_message(&e))
 }
 
 /// Blocking client call on a connected stream: sends `request`, reads one response.

@@ -106,16 +106,21 @@ impl ModelBundle {
 
     /// Decodes a bundle, refusing a format newer than this build's.
     pub fn decode(bytes: &[u8]) -> Result<ModelBundle> {
-        let head: FormatOnly = ciborium::from_reader(bytes)
-            .map_err(|e| Error::Decode(format!("not a model bundle: {e}")))?;
+        let head: FormatOnly = ciborium::from_reader(bytes).map_err(|e| {
+            Error::Decode(format!(
+                "not a model bundle: {}",
+                crate::error::cbor_message(&e)
+            ))
+        })?;
         if head.format_version > BUNDLE_FORMAT_VERSION {
             return Err(Error::Decode(format!(
                 "bundle format {} is newer than this build supports ({BUNDLE_FORMAT_VERSION})",
                 head.format_version
             )));
         }
-        let b: ModelBundle = ciborium::from_reader(bytes)
-            .map_err(|e| Error::Decode(format!("model bundle: {e}")))?;
+        let b: ModelBundle = ciborium::from_reader(bytes).map_err(|e| {
+            Error::Decode(format!("model bundle: {}", crate::error::cbor_message(&e)))
+        })?;
         match &b.model {
             FittedModel::Linfa(m) => m.validate()?,
             FittedModel::Boosting(m) if !m.init_score().is_finite() => {

@@ -107,14 +107,23 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 
 /// Decodes a record, checking its format version first.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let head: FormatOnly = ciborium::from_reader(bytes)
-        .map_err(|e| Error::Decode(format!("not a trainer record: {e}")))?;
+    let head: FormatOnly = ciborium::from_reader(bytes).map_err(|e| {
+        Error::Decode(format!(
+            "not a trainer record: {}",
+            crate::error::cbor_message(&e)
+        ))
+    })?;
     if head.format_version > RECORD_FORMAT_VERSION {
         return Err(Error::Decode(format!(
             "record format {} is newer than this build supports ({RECORD_FORMAT_VERSION}); upgrade trainer",
             head.format_version
         )));
     }
-    ciborium::from_reader(bytes)
-        .map_err(|e| Error::Decode(format!("format {}: {e}", head.format_version)))
+    ciborium::from_reader(bytes).map_err(|e| {
+        Error::Decode(format!(
+            "format {}: {}",
+            head.format_version,
+            crate::error::cbor_message(&e)
+        ))
+    })
 }

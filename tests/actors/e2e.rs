@@ -518,6 +518,7 @@ fn service_answers_while_training_trains_predicts_and_shuts_down_on_request() {
         .and_then(|a| a["version"].as_u64());
     assert_eq!(p["version"].as_u64(), now_active, "{p}");
     assert_eq!(p["bar_complete"], true, "{p}");
+    assert_eq!(p["history_settled"], true, "{p}");
 
     // Too short a history for the longest feature window is refused, not answered from zeros.
     let short = env.dir.path().join("short.csv");

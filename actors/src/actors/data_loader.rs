@@ -50,9 +50,13 @@ pub struct DataLoaderState {
     supervisor: ActorRef<SupervisorMsg>,
     current: Option<Arc<Snapshot>>,
     signature: Option<FileSignature>,
-    /// The file's signature when its last load failed, and why: an unchanged bad file is not
-    /// parsed again nor reported as changed (no retraining loop on a file that stays bad).
+    /// The file's signature when its last load found bad data, and why: an unchanged bad file
+    /// is not parsed again nor reported as changed (no retraining loop on a file that stays
+    /// bad). Only data errors are kept; an I/O error (too many open files, a disk error) may
+    /// pass, so the next load reads the file again.
     failed: Option<(FileSignature, String)>,
+    /// The data file was found missing (warned once until it is back).
+    missing: bool,
 }
 
 /// The data loader actor.
@@ -143,6 +147,7 @@ impl Actor for DataLoaderActor {
             current: None,
             signature: None,
             failed: None,
+            missing: false,
         })
     }
 
@@ -201,17 +206,28 @@ async fn load(state: &mut DataLoaderState) {
             state.failed = None;
             Ok(snapshot)
         }
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => {
+            let why = e.to_string();
+            let bad_data = matches!(e, trainer::Error::BadRow { .. } | trainer::Error::Data(_));
+            if let (true, Some(sig)) = (bad_data, sig) {
+                state.failed = Some((sig, why.clone()));
+            }
+            Err(why)
+        }
         Err(join) => Err(format!("data loading panicked: {join}")),
     };
-    if let (Err(why), Some(sig)) = (&result, sig) {
-        state.failed = Some((sig, why.clone()));
-    }
     let _ = state.supervisor.cast(SupervisorMsg::DataLoaded(result));
 }
 
 fn check_changed(state: &mut DataLoaderState) {
     let sig = signature(&state.cfg);
+    if state.cfg.source == DataSource::Csv {
+        let missing = sig.is_none();
+        if missing && !state.missing {
+            tracing::warn!(path = %state.cfg.path.display(), "data file missing or unreadable; models keep serving, retraining waits for it");
+        }
+        state.missing = missing;
+    }
     let known_bad = matches!((&state.failed, sig), (Some((bad, _)), Some(s)) if *bad == s);
     let seen = state.current.is_some() || state.failed.is_some();
     if seen && sig.is_some() && sig != state.signature && !known_bad {

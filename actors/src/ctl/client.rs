@@ -1003,6 +1003,11 @@ fn last_features(cli: &Cli, model: &str, input: &Path) -> Result<LastBar, Failur
     })
 }
 
+/// Bars from which MACD's slower average (EMA26, defined from the first bar) has forgotten where
+/// the input starts: the weight left on the start is (25/27)^100 < 0.1%. Below it, the last
+/// row's MACD differs from the one training computed with the whole history.
+const MACD_SETTLED_BARS: usize = 100;
+
 /// `trainerctl predict`.
 pub fn predict(cli: &Cli, args: &PredictArgs) -> Result<(), Failure> {
     let LastBar {
@@ -1032,8 +1037,18 @@ pub fn predict(cli: &Cli, args: &PredictArgs) -> Result<(), Failure> {
         } => (model, version, probability),
         other => return Err(unexpected("predict", &other)),
     };
+    let settled = bars >= MACD_SETTLED_BARS;
+    if !settled {
+        let _ = writeln!(
+            std::io::stderr(),
+            "trainerctl: warning: only {bars} bars of the model's timeframe: MACD's EMA26 has not \
+             settled, so this row's MACD differs from what training computes from a long \
+             history; give at least {MACD_SETTLED_BARS} bars"
+        );
+    }
     if cli.json {
         return print_json(&serde_json::json!({
+            "history_settled": settled,
             "model": model,
             "version": version,
             "probability": probability,
