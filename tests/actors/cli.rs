@@ -331,17 +331,8 @@ fn output_symlinks_are_written_through_and_special_files_refused() {
         .unwrap()
         .file_type()
         .is_fifo());
-    let (code, err) = ctl_bounded(&[
-        "fit",
-        "--input",
-        input,
-        "--timeframe",
-        "5m",
-        "--model",
-        "random-forest",
-        "--save",
-        fifo.to_str().unwrap(),
-    ]);
+    let (code, err) =
+        ctl_bounded(&[&rf_fit_5m(input)[..], &["--save", fifo.to_str().unwrap()]].concat());
     assert_eq!(code, Some(2), "fit --save: {err}");
     assert!(err.contains("--save") && err.contains("FIFO"), "{err}");
 
@@ -386,17 +377,13 @@ fn output_equal_to_the_input_is_refused_and_the_input_kept() {
         assert_eq!(code, Some(2), "--out {}: {err}", out.display());
         assert!(err.contains("--out") && err.contains("--input"), "{err}");
     }
-    let (code, err) = ctl_bounded(&[
-        "fit",
-        "--input",
-        input_s,
-        "--timeframe",
-        "5m",
-        "--model",
-        "random-forest",
-        "--save",
-        alias.to_str().unwrap(),
-    ]);
+    let (code, err) = ctl_bounded(
+        &[
+            &rf_fit_5m(input_s)[..],
+            &["--save", alias.to_str().unwrap()],
+        ]
+        .concat(),
+    );
     assert_eq!(code, Some(2), "fit --save: {err}");
     assert_eq!(
         std::fs::read(&input).unwrap(),
@@ -409,11 +396,9 @@ fn output_equal_to_the_input_is_refused_and_the_input_kept() {
         .is_symlink());
 }
 
-#[test]
-fn a_failing_standard_output_is_an_error_not_a_panic() {
-    let input = repo("data/sample/BTCUSD_1min.csv");
-    let input = input.to_str().unwrap();
-    let fit = [
+/// `trainerctl fit` of a random forest on `input` at 5m (more arguments follow).
+fn rf_fit_5m(input: &str) -> [&str; 7] {
+    [
         "fit",
         "--input",
         input,
@@ -421,13 +406,20 @@ fn a_failing_standard_output_is_an_error_not_a_panic() {
         "5m",
         "--model",
         "random-forest",
-        "--set",
-        "n_estimators=5",
-        "--set",
-        "max_depth=4",
-    ];
+    ]
+}
+
+#[test]
+fn a_failing_standard_output_is_an_error_not_a_panic() {
+    let input = repo("data/sample/BTCUSD_1min.csv");
+    let input = input.to_str().unwrap();
+    let fit = [
+        &rf_fit_5m(input)[..],
+        &["--set", "n_estimators=5", "--set", "max_depth=4"],
+    ]
+    .concat();
     let mut json_fit = vec!["--json"];
-    json_fit.extend(fit);
+    json_fit.extend(&fit);
     let features = [
         "features",
         "--input",
