@@ -532,6 +532,21 @@ fn service_answers_while_training_trains_predicts_and_shuts_down_on_request() {
     assert_eq!(refused.status.code(), Some(1), "short history refused");
     let text = String::from_utf8_lossy(&refused.stderr);
     assert!(text.contains("needs at least 20"), "{text}");
+    // Enough for every window (60 5m bars) but not for MACD's EMA26 to settle: answered, with
+    // a warning and `history_settled` false.
+    let unsettled = env.ctl(&[
+        "--json",
+        "predict",
+        "analyst_5m",
+        "--input",
+        short.to_str().expect("utf-8"),
+    ]);
+    assert!(unsettled.status.success(), "{unsettled:?}");
+    let answer: Value = serde_json::from_slice(&unsettled.stdout).expect("one JSON object");
+    assert_eq!(answer["history_settled"], false, "{answer}");
+    assert_eq!(answer["bars"].as_u64(), Some(60), "{answer}");
+    let text = String::from_utf8_lossy(&unsettled.stderr);
+    assert!(text.contains("EMA26"), "{text}");
 
     // Shutdown on request: answered, then the daemon exits 0 and removes its socket.
     let answer = env.ctl_json(&["shutdown"]);
