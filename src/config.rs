@@ -323,12 +323,27 @@ impl Config {
         })?;
         // Through JSON, which keeps every value's own type: the `config` crate converts lossily
         // (10.5 for a count became 10 or 11, the text "0.5" a number), serde_json refuses.
-        let merged: serde_json::Value = merged.try_deserialize().map_err(|e| {
+        let mut merged: serde_json::Value = merged.try_deserialize().map_err(|e| {
             let origin = file
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "config".into());
             Error::config(origin, e.to_string())
         })?;
+        // An empty environment list (`TRAINER__MODEL_TRAINER__TACTICIAN_TIMEFRAMES=`) arrives as
+        // one empty item: it means the empty list, as `[]` in a file does.
+        for key in LIST_KEYS {
+            let pointer = format!("/{}", key.replace('.', "/"));
+            if let Some(v) = merged.pointer_mut(&pointer) {
+                let blank = |x: &serde_json::Value| x.as_str().is_some_and(|t| t.trim().is_empty());
+                let empty = match &*v {
+                    serde_json::Value::Array(items) => items.iter().all(blank),
+                    other => blank(other),
+                };
+                if empty {
+                    *v = serde_json::Value::Array(Vec::new());
+                }
+            }
+        }
         let cfg: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner().to_string();
@@ -656,6 +671,16 @@ mod tests {
             Err(Error::Config { key, .. }) => assert_eq!(key, "training.n_estimators"),
             other => panic!("{other:?}"),
         }
+        // An empty list from the environment is the empty list.
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("TRAINER__MODEL_TRAINER__ENABLE_TACTICIAN_MODELS", "false"),
+                ("TRAINER__MODEL_TRAINER__TACTICIAN_TIMEFRAMES", ""),
+            ]),
+        )
+        .unwrap();
+        assert!(c.model_trainer.tactician_timeframes.is_empty());
         // Numbers from the environment still fill numeric keys, and text keys keep numeric text.
         let c = Config::load_with_env(
             None,
@@ -722,6 +747,22 @@ mod tests {
             let (key, msg) = err_of(toml);
             assert_eq!(key, want, "{toml}: {msg}");
         }
+    }
+
+    /// Every example configuration (config/examples) loads and validates.
+    #[test]
+    fn example_configurations_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("config/examples") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::load_with_env(Some(&path), env(&[]))
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2, "{seen} example files");
     }
 
     #[test]

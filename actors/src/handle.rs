@@ -82,8 +82,13 @@ impl TrainerHandle {
         cfg.validate()?;
         let path = cfg.store.path.clone();
         let store = tokio::task::spawn_blocking(move || {
+            // Not a configuration error (exit 1, not 2), but named by its key.
             Store::open(&path).map_err(|e| {
-                trainer::Error::config("store.path", format!("{}: {e}", path.display()))
+                let why = match e {
+                    trainer::Error::Store(m) => m,
+                    other => other.to_string(),
+                };
+                trainer::Error::Store(format!("store.path = {}: {why}", path.display()))
             })
         })
         .await

@@ -377,6 +377,9 @@ fn output_equal_to_the_input_is_refused_and_the_input_kept() {
         assert_eq!(code, Some(2), "--out {}: {err}", out.display());
         assert!(err.contains("--out") && err.contains("--input"), "{err}");
     }
+    let (code, err) = ctl_bounded(&[&rf_fit_5m(input_s)[..], &["--save", "-"]].concat());
+    assert_eq!(code, Some(2), "fit --save -: {err}");
+    assert!(err.contains("binary"), "{err}");
     let (code, err) = ctl_bounded(
         &[
             &rf_fit_5m(input_s)[..],

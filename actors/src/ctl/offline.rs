@@ -383,6 +383,12 @@ pub fn fit(cli: &Cli, args: &FitArgs) -> Result<(), Failure> {
     let cfg = apply_overrides(load_config(cli)?, &args.set)?;
     crate::logging::init(&cfg.runtime.log_level, cfg.runtime.log_format);
     let save = match &args.save {
+        // The bundle is binary CBOR: never to a terminal; name a file (`./-` for one called -).
+        Some(path) if path.as_os_str() == "-" => {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--save -: the model bundle is binary; give a file name"
+            )))
+        }
         Some(path) => Some(resolve_output("--save", path, &args.input)?),
         None => None,
     };
