@@ -5,11 +5,12 @@
 //! supervisor or on the store, and always sees either the old or the new version, never a mix.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
 use trainer::models::bundle::ModelBundle;
+use trainer::store::Store;
 
 /// A loaded model version.
 #[derive(Debug)]
@@ -26,12 +27,37 @@ pub struct ActiveModel {
 #[derive(Debug, Default)]
 pub struct ModelCache {
     map: ArcSwap<HashMap<String, Arc<ActiveModel>>>,
+    /// Serialises [`ModelCache::install_if_active`]: its check and its install are one step.
+    installing: Mutex<()>,
 }
 
 impl ModelCache {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Installs `model` if it is still the store's active version of its id; returns whether it
+    /// did. Installers that race (a finished job, an `activate`, a `rollback`, each decoding on
+    /// its own) then leave the cache serving what the store says is active, whichever finishes
+    /// last: the store is written before any of them installs, and the check and the install
+    /// happen under one lock.
+    pub fn install_if_active(&self, store: &Store, model: ActiveModel) -> bool {
+        let _one = self.installing.lock().unwrap_or_else(|e| e.into_inner());
+        match store.active_version(&model.model) {
+            Ok(Some(v)) if v == model.version => {
+                self.install(model);
+                true
+            }
+            Ok(other) => {
+                tracing::debug!(model = %model.model, version = model.version, active = ?other, "not installed: no longer the active version");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(model = %model.model, error = %e, "cannot read the active version; not installed");
+                false
+            }
+        }
     }
 
     /// Installs `model` as the active version of its id.

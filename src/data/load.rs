@@ -1626,6 +1626,13 @@ fn values_ok(&[o, h, l, c, v]: &[f64; 5]) -> bool {
     ok
 }
 
+/// The loader's checks of one bar's values (finite, positive prices, non-negative volume, high
+/// and low consistent with open and close), as a message; for live bars
+/// (`IncrementalFeatures::try_push`).
+pub(crate) fn check_bar_values(values: [f64; 5]) -> std::result::Result<(), String> {
+    validate_values(&(0, values)).map_err(|bad| bad.message)
+}
+
 #[inline]
 fn validate_values(row: &Row) -> std::result::Result<(), Bad> {
     let [o, h, l, c, v] = row.1;

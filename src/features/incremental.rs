@@ -91,7 +91,34 @@ impl IncrementalFeatures {
         self.count >= WARMUP_BARS as u64
     }
 
+    /// [`IncrementalFeatures::push`] for live data: first checks the bar as the file loader
+    /// checks a row (every value finite, prices positive, volume not negative, high and low
+    /// consistent with open and close) and that its time is after the last bar's. A refused bar
+    /// changes nothing, so the stream stays as the batch form would compute it. A repeated
+    /// update of the current bar (same `ts`) is refused too: push a bar once it is complete.
+    ///
+    /// # Errors
+    /// [`crate::Error::Data`] naming the bar's time and the problem.
+    pub fn try_push(&mut self, bar: &Bar) -> crate::Result<[f64; N_FEATURES]> {
+        let when = || crate::data::format_ts(bar.ts);
+        if let Some(last) = self.last_ts {
+            if bar.ts <= last {
+                return Err(crate::Error::Data(format!(
+                    "bar at {}: not after the last bar ({})",
+                    when(),
+                    crate::data::format_ts(last)
+                )));
+            }
+        }
+        crate::data::load::check_bar_values([bar.open, bar.high, bar.low, bar.close, bar.volume])
+            .map_err(|why| crate::Error::Data(format!("bar at {}: {why}", when())))?;
+        Ok(self.push(bar))
+    }
+
     /// Feeds one bar and returns its feature row (same order as [`super::FEATURE_NAMES`]).
+    /// Unchecked: the caller vouches for the bar (a NaN or infinite value, or a bar out of
+    /// order, silently spoils the following rows); live data should go through
+    /// [`IncrementalFeatures::try_push`].
     pub fn push(&mut self, bar: &Bar) -> [f64; N_FEATURES] {
         let t = self.count;
         let c = bar.close;
@@ -172,6 +199,52 @@ mod tests {
         assert_eq!(w, [8.0, 9.0, 10.0, 11.0, 12.0]);
         let w: [f64; 10] = last_n(&ring, 2);
         assert_eq!(w, [3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0]);
+    }
+
+    #[test]
+    fn try_push_refuses_what_the_loader_refuses_and_changes_nothing() {
+        let bar = |ts: i64, c: f64| Bar {
+            ts,
+            open: c,
+            high: c + 1.0,
+            low: c - 1.0,
+            close: c,
+            volume: 5.0,
+        };
+        let mut checked = IncrementalFeatures::new();
+        let mut plain = IncrementalFeatures::new();
+        for i in 0..30 {
+            let b = bar(i * 60, 100.0 + i as f64);
+            assert_eq!(checked.try_push(&b).unwrap(), plain.push(&b));
+        }
+        let bad = [
+            Bar {
+                close: f64::INFINITY,
+                ..bar(1800, 100.0)
+            },
+            Bar {
+                close: f64::NAN,
+                ..bar(1800, 100.0)
+            },
+            Bar {
+                high: 50.0,
+                ..bar(1800, 100.0)
+            },
+            Bar {
+                volume: -1.0,
+                ..bar(1800, 100.0)
+            },
+            bar(29 * 60, 130.0), // the same time again
+            bar(10 * 60, 130.0), // earlier
+        ];
+        for b in &bad {
+            let e = checked.try_push(b).unwrap_err().to_string();
+            assert!(e.contains("bar at"), "{e}");
+            assert_eq!(checked.count(), 30, "a refused bar changes nothing");
+        }
+        // The stream carries on exactly as without the refused bars.
+        let next = bar(1800, 131.0);
+        assert_eq!(checked.try_push(&next).unwrap(), plain.push(&next));
     }
 
     #[test]

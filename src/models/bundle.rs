@@ -148,6 +148,12 @@ impl ModelBundle {
     /// Probability of "up" for one raw (unscaled) feature row. No heap allocation.
     pub fn predict_proba(&self, row: &[f64]) -> Result<f64> {
         let n = self.feature_names.len();
+        if n > MAX_FEATURES || self.scaler.n_features() != n {
+            return Err(Error::Model(format!(
+                "bundle of {n} feature names and a scaler of {} columns (at most {MAX_FEATURES})",
+                self.scaler.n_features()
+            )));
+        }
         if row.len() != n {
             return Err(Error::Model(format!(
                 "expected {n} features, got {}",

@@ -563,15 +563,20 @@ fn serve(
     version: u64,
     bundle: Arc<ModelBundle>,
 ) {
-    state.active_data.insert(
-        record.model_id.clone(),
-        (record.data.last_ts, record.data.content_hash.clone()),
+    let installed = state.cache.install_if_active(
+        &state.store,
+        ActiveModel {
+            model: record.model_id.clone(),
+            version,
+            bundle,
+        },
     );
-    state.cache.install(ActiveModel {
-        model: record.model_id.clone(),
-        version,
-        bundle,
-    });
+    if installed {
+        state.active_data.insert(
+            record.model_id.clone(),
+            (record.data.last_ts, record.data.content_hash.clone()),
+        );
+    }
 }
 
 /// Decodes a stored record's bundle and serves it; an undecodable one is reported and skipped.
@@ -1487,11 +1492,15 @@ fn reload(
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{model} has no active version"))?;
     let bundle = ModelBundle::decode(&record.bundle).map_err(|e| e.to_string())?;
-    cache.install(ActiveModel {
-        model: model.to_string(),
-        version: record.version,
-        bundle: Arc::new(bundle),
-    });
+    // A later activation may have won meanwhile: then it serves its own version.
+    cache.install_if_active(
+        store,
+        ActiveModel {
+            model: model.to_string(),
+            version: record.version,
+            bundle: Arc::new(bundle),
+        },
+    );
     let _ = events.send(Event::Activated {
         model: model.to_string(),
         version: record.version,
