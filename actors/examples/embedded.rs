@@ -53,15 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let mut live = IncrementalFeatures::new();
     let mut row = [0.0; 12];
     for i in 0..bars.len() {
-        let bar = Bar {
-            ts: bars.ts[i],
-            open: bars.open[i],
-            high: bars.high[i],
-            low: bars.low[i],
-            close: bars.close[i],
-            volume: bars.volume[i],
-        };
-        row = live.push(&bar);
+        row = live.try_push(&Bar::of(&bars, i))?;
     }
     let p = handle.predict_proba("analyst_1m", &row)?;
     println!(

@@ -28,6 +28,23 @@ pub struct Bar {
     pub volume: f64,
 }
 
+impl Bar {
+    /// Bar `i` of `bars`.
+    ///
+    /// # Panics
+    /// If `i >= bars.len()`.
+    pub fn of(bars: &crate::data::Bars, i: usize) -> Bar {
+        Bar {
+            ts: bars.ts[i],
+            open: bars.open[i],
+            high: bars.high[i],
+            low: bars.low[i],
+            close: bars.close[i],
+            volume: bars.volume[i],
+        }
+    }
+}
+
 /// Streaming feature computer: [`push`](Self::push) a bar, get its 12 features.
 #[derive(Clone, Debug)]
 pub struct IncrementalFeatures {
@@ -258,14 +275,7 @@ mod tests {
         let mut inc = IncrementalFeatures::new();
         for round in 0..2 {
             for t in 0..bars.len() {
-                let row = inc.push(&Bar {
-                    ts: bars.ts[t],
-                    open: bars.open[t],
-                    high: bars.high[t],
-                    low: bars.low[t],
-                    close: bars.close[t],
-                    volume: bars.volume[t],
-                });
+                let row = inc.push(&Bar::of(&bars, t));
                 for (j, v) in row.iter().enumerate() {
                     assert_eq!(
                         v.to_bits(),

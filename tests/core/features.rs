@@ -170,7 +170,7 @@ fn incremental_equals_batch_on_btc() {
     assert_eq!(batch, compute_with_threads(&bars, 3));
     let mut inc = IncrementalFeatures::new();
     for t in 0..bars.len() {
-        let row = inc.push(&bar_at(&bars, t));
+        let row = inc.push(&Bar::of(&bars, t));
         for j in 0..N_FEATURES {
             assert_eq!(
                 row[j].to_bits(),
@@ -179,17 +179,6 @@ fn incremental_equals_batch_on_btc() {
                 FEATURE_NAMES[j]
             );
         }
-    }
-}
-
-fn bar_at(b: &Bars, t: usize) -> Bar {
-    Bar {
-        ts: b.ts[t],
-        open: b.open[t],
-        high: b.high[t],
-        low: b.low[t],
-        close: b.close[t],
-        volume: b.volume[t],
     }
 }
 
@@ -229,7 +218,7 @@ proptest! {
         let batch = compute(&bars);
         let mut inc = IncrementalFeatures::new();
         for t in 0..bars.len() {
-            let row = inc.push(&bar_at(&bars, t));
+            let row = inc.push(&Bar::of(&bars, t));
             for j in 0..N_FEATURES {
                 prop_assert_eq!(row[j].to_bits(), batch[[t, j]].to_bits(), "row {} col {}", t, j);
             }
