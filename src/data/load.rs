@@ -120,8 +120,14 @@ pub fn load_csv(path: &Path, opts: &LoadOptions) -> Result<(Bars, LoadReport)> {
 
 /// The most common spacing of the first (up to) 10 000 consecutive bars, in seconds.
 fn usual_gap(ts: &[i64]) -> Option<i64> {
+    let gaps = ts.windows(2).take(10_000);
+    // The usual case, without a map: at least half of them are a minute, so that is the mode.
+    let n = gaps.len();
+    if n > 0 && 2 * gaps.clone().filter(|w| w[1] - w[0] == 60).count() >= n {
+        return Some(60);
+    }
     let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
-    for w in ts.windows(2).take(10_000) {
+    for w in gaps {
         *counts.entry(w[1] - w[0]).or_default() += 1;
     }
     counts
@@ -2110,6 +2116,18 @@ mod tests {
             }) => assert!(message.contains("UTF-8"), "{message}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn usual_gap_is_the_most_common_spacing() {
+        let minutes: Vec<i64> = (0..100).map(|i| i * 60).collect();
+        assert_eq!(usual_gap(&minutes), Some(60));
+        let hours: Vec<i64> = (0..100).map(|i| i * 3600).collect();
+        assert_eq!(usual_gap(&hours), Some(3600));
+        // A minute is the mode with less than half of the gaps (the map path).
+        let mixed = [0, 60, 120, 180, 300, 420, 600, 780, 960];
+        assert_eq!(usual_gap(&mixed), Some(60));
+        assert_eq!(usual_gap(&[5]), None);
     }
 
     #[test]

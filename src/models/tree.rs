@@ -1064,10 +1064,14 @@ fn children_all(
 ///   on the calling thread) and their right rows are copied after them in parallel.
 ///
 /// The first splits of a tree use the first form (boosting on 2 threads, 100k rows: 25 ms a fit
-/// in those splits against 30 ms with the second). A worker's large node in `frontier` uses the
-/// second, which needs no second buffer per worker; there, with the other worker helping, its
-/// best fits were 2.55-2.58 s against 2.59 s for the first (1M rows, 2 threads; separate runs,
-/// a difference within this VM's noise). Walking the last chunk backwards (right rows kept in place at the end, no
+/// in those splits against 30 ms with the second, in one session's runs). A later
+/// microbenchmark of the root's partition alone (80k rows of the bench's features, 2 threads)
+/// did not confirm it: the first form took 84-131 us, the second 52-94 us, one thread 90 us; and
+/// alternating fits with the second form at the root did not differ beyond noise (paired
+/// ratio 1.025, equal mins). Both forms stay measured within noise of each other in the fit.
+/// A worker's large node in `frontier` uses the second, which needs no second buffer per
+/// worker; there, with the other worker helping, its best fits were 2.55-2.58 s against 2.59 s
+/// for the first (1M rows, 2 threads; separate runs, a difference within this VM's noise). Walking the last chunk backwards (right rows kept in place at the end, no
 /// `memmove`) was faster on shuffled rows in a microbenchmark but not on real trees, whose rows
 /// are often nearly sorted by the next split.
 #[allow(clippy::type_complexity)]
